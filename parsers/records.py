@@ -1,0 +1,63 @@
+"""Plain values that parsers hand to the rest of intake: a parsed email, its attachments, a form."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import Message
+
+OPINION_KEYS = ("recommender", "discipline", "member_unit", "approval")
+
+# Export field names of SPEC §2, in the form's order.
+FORM_FIELDS = (
+    "name", "sex", "birth", "ethnicity", "native_place", "political_status",
+    "employer_post", "home_address", "phone", "honours", "deeds",
+)
+
+
+@dataclass
+class Attachment:
+    filename: str          # decoded and sanitised; for display only, never a path
+    content_type: str      # as declared by the sender, lower-case
+    data: bytes
+
+
+@dataclass
+class ParsedEmail:
+    message_id: str        # "<...>"; a synthetic "<sha256@intake.invalid>" when the email has none
+    from_addr: str         # lower-case address, "" when unparseable
+    from_name: str
+    to: list[str]
+    subject: str
+    in_reply_to: str
+    references: list[str]
+    content_type: str      # of the top-level part, lower-case
+    headers: Message       # the raw headers, for RFC 3834 checks
+    attachments: list[Attachment] = field(default_factory=list)
+    text: str = ""         # the plain-text body, best effort
+
+
+@dataclass
+class FormRecord:
+    """One recommendation form. Values are trimmed and normalised where SPEC §2 says so;
+    a value that cannot be normalised is kept as written, for validation to report."""
+    name: str = ""
+    sex: str = ""
+    birth: str = ""
+    ethnicity: str = ""
+    native_place: str = ""
+    political_status: str = ""
+    employer_post: str = ""
+    home_address: str = ""
+    phone: str = ""
+    honours: str = ""
+    deeds: str = ""
+    opinions: dict[str, str] = field(default_factory=lambda: {k: "" for k in OPINION_KEYS})
+    photo: bool = False
+    photo_image: bytes | None = None   # the embedded photo's bytes, when there is one
+    photo_ext: str = ""                # its extension: "png", "jpeg", ...
+
+    def fields(self) -> dict:
+        """The SPEC §2 fields as a plain dict (no image bytes)."""
+        out = {k: getattr(self, k) for k in FORM_FIELDS}
+        out["opinions"] = dict(self.opinions)
+        out["photo"] = self.photo
+        return out
