@@ -1,6 +1,7 @@
 """Plain values that parsers hand to the rest of intake: a parsed email, its attachments, a form."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -61,3 +62,27 @@ class FormRecord:
         out["opinions"] = dict(self.opinions)
         out["photo"] = self.photo
         return out
+
+
+# The form's own wording of each field, for replies and exports.
+FIELD_LABELS = {
+    "name": "姓名", "sex": "性别", "birth": "出生年月", "ethnicity": "民族",
+    "native_place": "籍贯", "political_status": "政治面貌", "employer_post": "工作单位及职务",
+    "home_address": "家庭地址", "phone": "联系电话", "honours": "所获荣誉情况",
+    "deeds": "主要事迹", "photo": "一寸免冠照片",
+    "recommender": "推荐单位意见", "discipline": "纪检监察部门意见",
+    "member_unit": "成员单位意见", "approval": "审批意见",
+}
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a submission: a stable code (SPEC §3) and what the reply needs to
+    explain it — the file, the field and details such as the value or a count."""
+    code: str
+    file: str = ""
+    field: str = ""
+    detail: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "file": self.file, "field": self.field, "detail": dict(self.detail)}

@@ -1,0 +1,115 @@
+"""Replies rendered from jinja2 templates into complete emails (SPEC §4)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import jinja2
+
+from outbox.wording import describe
+from parsers.records import FIELD_LABELS, FORM_FIELDS, OPINION_KEYS
+
+STATUS_WORDS = {"accepted": "已受理", "needs-correction": "需补正", "rejected": "未受理",
+                "withdrawn": "已撤回"}
+
+_env_html = jinja2.Environment(loader=jinja2.PackageLoader("outbox", "templates"),
+                               autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_env_text = jinja2.Environment(loader=jinja2.PackageLoader("outbox", "templates"),
+                               autoescape=False, trim_blocks=True, lstrip_blocks=True,
+                               keep_trailing_newline=True)
+
+
+@dataclass
+class FormOutcome:
+    """How one form in the email was judged."""
+    file: str
+    name: str
+    status: str
+    problems: list[dict] = field(default_factory=list)
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass
+class ReplyContent:
+    to: str
+    county: str | None
+    status: str
+    received_at: dt.datetime
+    original_subject: str
+    original_message_id: str
+    references: list[str] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)     # about the email as a whole
+    forms: list[FormOutcome] = field(default_factory=list)
+    places_used: int = 0
+    places_max: int = 3
+
+
+def reply_message_id(submission_id: str, kind: str, from_address: str) -> str:
+    """The same submission and kind always give the same Message-ID, so a retry is one message."""
+    digest = hashlib.sha256(f"{kind}\0{submission_id}".encode()).hexdigest()[:24]
+    domain = from_address.rsplit("@", 1)[-1] or "intake.invalid"
+    return f"<intake-{kind}-{digest}@{domain}>"
+
+
+def reply_subject(content: ReplyContent) -> str:
+    names = "、".join(dict.fromkeys(f.name for f in content.forms if f.name))
+    parts = [f"【{STATUS_WORDS[content.status]}】", content.county or "", names,
+             "信息技术能手推荐表" if content.forms else "信息技术能手推荐材料"]
+    return " ".join(p for p in parts if p).replace("】 ", "】")
+
+
+def compose_reply(content: ReplyContent, from_address: str, submission_id: str,
+                  now: dt.datetime) -> EmailMessage:
+    ctx = _template_context(content)
+    msg = EmailMessage()
+    msg["From"] = Address("株洲市工信局信息技术能手评选", addr_spec=from_address)
+    msg["To"] = content.to
+    msg["Subject"] = reply_subject(content)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = reply_message_id(submission_id, "reply", from_address)
+    if content.original_message_id:
+        msg["In-Reply-To"] = content.original_message_id
+        msg["References"] = " ".join([*content.references, content.original_message_id][-10:])
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["X-Intake-Status"] = content.status
+    codes = _all_codes(content)
+    if codes:
+        msg["X-Intake-Problems"] = ", ".join(codes)
+    msg.set_content(_env_text.get_template("reply.txt.j2").render(ctx))
+    msg.add_alternative(_env_html.get_template("reply.html.j2").render(ctx), subtype="html")
+    return msg
+
+
+def _all_codes(content: ReplyContent) -> list[str]:
+    codes = [p["code"] for p in content.problems]
+    for form in content.forms:
+        codes += [p["code"] for p in form.problems]
+    return list(dict.fromkeys(codes))
+
+
+def _template_context(content: ReplyContent) -> dict:
+    local = content.received_at
+    return {
+        "c": content,
+        "status_word": STATUS_WORDS[content.status],
+        "greeting": f"{content.county}科工信局" if content.county else "您好",
+        "received": f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}",
+        "email_problems": [describe(p) for p in content.problems],
+        "forms": [_form_view(f) for f in content.forms],
+        "places_left": max(content.places_max - content.places_used, 0),
+    }
+
+
+def _form_view(form: FormOutcome) -> dict:
+    rows = [(FIELD_LABELS[k], form.fields.get(k, "")) for k in FORM_FIELDS]
+    opinions = form.fields.get("opinions") or {}
+    rows += [(FIELD_LABELS[k], opinions.get(k, "")) for k in OPINION_KEYS]
+    rows.append(("照片", "有" if form.fields.get("photo") else "无"))
+    return {"file": form.file, "name": form.name or "（未填写姓名）",
+            "status_word": STATUS_WORDS.get(form.status, form.status), "status": form.status,
+            "sentences": [describe(p) for p in form.problems], "rows": rows}

@@ -1,0 +1,168 @@
+"""Where replies leave: an SMTP server, or a Maildir folder (the embedded default).
+
+Nothing else in intake opens an SMTP socket.
+"""
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import getaddresses
+from pathlib import Path
+
+
+class DeliveryError(Exception):
+    """A message could not be handed over. `permanent` failures are never retried."""
+
+    def __init__(self, message: str, permanent: bool):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class TransportUnavailable(Exception):
+    """The transport cannot be used at all now (unreachable, login refused); nothing was sent.
+    `needs_operator` when waiting will not help (a refused login, a bad certificate)."""
+
+    def __init__(self, message: str, needs_operator: bool = False):
+        super().__init__(message)
+        self.needs_operator = needs_operator
+
+
+def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Certificate verification is always on; `ca_file` adds a private CA to trust."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
+def recipients(msg: EmailMessage) -> list[str]:
+    fields = [str(msg.get(h, "")) for h in ("To", "Cc", "Bcc")]
+    return [addr for _, addr in getaddresses(fields) if "@" in addr]
+
+
+class SmtpTransport:
+    """One connection per batch; the envelope sender is the login address (163 refuses others)."""
+
+    def __init__(self, host: str, port: int, security: str, username: str, password: str,
+                 from_address: str, ca_file: Path | None = None, timeout: float = 30.0):
+        self.host, self.port, self.security = host, port, security
+        self.username, self._password = username, password
+        self.envelope_from = username if "@" in username else from_address
+        self.ca_file, self.timeout = ca_file, timeout
+        self._conn: smtplib.SMTP | None = None
+
+    def __enter__(self) -> "SmtpTransport":
+        self._conn = self._connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.quit()
+            except (smtplib.SMTPException, OSError):
+                self._conn.close()
+            self._conn = None
+
+    def _connect(self) -> smtplib.SMTP:
+        where = f"SMTP server {self.host}:{self.port}"
+        try:
+            if self.security == "ssl":
+                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                        context=ssl_context(self.ca_file))
+            else:
+                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                if self.security == "starttls":
+                    conn.starttls(context=ssl_context(self.ca_file))
+            if self.username and self._password:
+                conn.login(self.username, self._password)
+            return conn
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportUnavailable(f"{where} refused the login for {self.username} "
+                                       f"({exc.smtp_code})", needs_operator=True) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise TransportUnavailable(f"{where}: its TLS certificate cannot be verified "
+                                       f"({exc.verify_message}); set smtp.ca_file to trust a "
+                                       f"private CA", needs_operator=True) from None
+        except ssl.SSLError as exc:
+            raise TransportUnavailable(f"{where}: TLS failed: {exc.reason or exc}") from None
+        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+            raise TransportUnavailable(f"{where} is unreachable: {_describe(exc)}") from None
+
+    def send(self, msg: EmailMessage) -> None:
+        if self._conn is None:
+            raise TransportUnavailable("SMTP transport used outside its connection")
+        try:
+            refused = self._conn.send_message(msg, from_addr=self.envelope_from,
+                                              to_addrs=recipients(msg))
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise DeliveryError(_answer(exc.recipients), permanent=all(c >= 500 for c in codes)) from None
+        except smtplib.SMTPResponseException as exc:
+            text = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            if exc.smtp_code >= 500:
+                raise DeliveryError(text, permanent=True) from None
+            self._conn = None  # a 4xx may leave the session unusable: reconnect next time
+            raise DeliveryError(text, permanent=False) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self._conn = None
+            raise TransportUnavailable(f"connection to {self.host}:{self.port} lost: {_describe(exc)}") from None
+        if refused:
+            raise DeliveryError(_answer(refused), permanent=True)
+
+    def reconnect_if_needed(self) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
+
+
+class MaildirTransport:
+    """Writes each message into a Maildir's new/ as NAME.eml: a mail client reads the folder,
+    and a person can open any reply by double-clicking it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def __enter__(self) -> "MaildirTransport":
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def reconnect_if_needed(self) -> None:
+        pass
+
+    def send(self, msg: EmailMessage) -> None:
+        name = f"{time.time_ns()}.P{os.getpid()}.{socket.gethostname().replace('/', '_')}.eml"
+        tmp = self.path / "tmp" / name
+        data = msg.as_bytes()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path / "new" / name)
+
+
+def transport_for(smtp) -> SmtpTransport | MaildirTransport:
+    """Build the transport the [smtp] settings describe."""
+    if smtp.transport == "maildir":
+        return MaildirTransport(smtp.path)
+    return SmtpTransport(smtp.host, smtp.port, smtp.security, smtp.username, smtp.password(),
+                         smtp.from_address, smtp.ca_file, smtp.timeout)
+
+
+def _answer(refused: dict) -> str:
+    return "; ".join(f"{addr}: {code} {_text(text)}" for addr, (code, text) in refused.items())
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

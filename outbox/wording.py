@@ -1,0 +1,95 @@
+"""What each problem code says to a county: which file, which field, what is wrong, what to do."""
+from __future__ import annotations
+
+from parsers.records import FIELD_LABELS
+
+FORM = "《株洲市“十大能手”评选推荐表》（信息技术能手类别）"
+
+
+def describe(problem: dict) -> str:
+    """One polite Chinese sentence (or two) for a stored problem dict."""
+    code = problem["code"]
+    base, _, sub = code.partition(":")
+    field = problem.get("field") or sub
+    ctx = {
+        "file": problem.get("file") or "",
+        "label": FIELD_LABELS.get(field, field),
+        **(problem.get("detail") or {}),
+    }
+    writer = _SENTENCES.get(code) or _SENTENCES.get(f"{base}:*") or _SENTENCES.get(base)
+    if writer is None:
+        return f"附件《{ctx['file']}》存在问题（{code}），请核对后重新发送。"
+    return writer(ctx)
+
+
+def _invalid(ctx: dict) -> str:
+    return (f"附件《{ctx['file']}》中“{ctx['label']}”填写为“{ctx.get('value', '')}”，无法识别，"
+            f"请核对后重新发送。")
+
+
+def _invalid_birth(ctx: dict) -> str:
+    if "age" in ctx:
+        return (f"附件《{ctx['file']}》中“出生年月”为“{ctx['value']}”，截至{_date(ctx['deadline'])}"
+                f"年满{ctx['age']}周岁，不在{ctx['min_age']}至{ctx['max_age']}周岁的范围内，"
+                f"请核实出生年月是否填写正确。")
+    return (f"附件《{ctx['file']}》中“出生年月”填写为“{ctx['value']}”，无法识别，"
+            f"请按“1985.06”或“1985年6月”的格式填写后重新发送。")
+
+
+def _date(iso: str) -> str:
+    year, month, day = iso.split("-")
+    return f"{int(year)}年{int(month)}月{int(day)}日"
+
+
+_SENTENCES = {
+    "no-attachment": lambda c: (
+        f"邮件中没有附件。请将填写完整的{FORM}作为附件重新发送。"),
+    "nothing-recognized": lambda c: (
+        f"附件中未找到推荐表或调研报告（收到的附件：{c.get('files') or '无'}）。"
+        f"请确认所附文件为{FORM}后重新发送。"),
+    "unreadable-file": lambda c: (
+        f"附件《{c['file']}》无法打开（{c.get('reason', '文件已损坏')}）。"
+        f"请检查文件后重新发送，推荐表请使用 Word 另存为 .docx 格式。"),
+    "scanned-only": lambda c: (
+        f"附件《{c['file']}》为扫描件或图片，系统无法读取其中的文字。"
+        f"请同时发送推荐表的 Word（.docx）版本，盖章扫描件可一并附上。"),
+    "missing-field:*": lambda c: (
+        f"附件《{c['file']}》中“{c['label']}”一栏为空，请填写后重新发送。"),
+    "invalid-field:sex": lambda c: (
+        f"附件《{c['file']}》中“性别”填写为“{c.get('value', '')}”，请填写“男”或“女”后重新发送。"),
+    "invalid-field:birth": _invalid_birth,
+    "invalid-field:ethnicity": lambda c: (
+        f"附件《{c['file']}》中“民族”填写为“{c.get('value', '')}”，不是规范的民族名称，"
+        f"请填写如“汉族”“苗族”“土家族”等后重新发送。"),
+    "invalid-field:political_status": lambda c: (
+        f"附件《{c['file']}》中“政治面貌”填写为“{c.get('value', '')}”，请按规范名称填写，"
+        f"如“中共党员”“共青团员”“群众”等，然后重新发送。"),
+    "invalid-field:phone": lambda c: (
+        f"附件《{c['file']}》中“联系电话”填写为“{c.get('value', '')}”，不是有效的电话号码，"
+        f"请填写11位手机号码或带区号的固定电话后重新发送。"),
+    "invalid-field:*": _invalid,
+    "deeds-too-long": lambda c: (
+        f"附件《{c['file']}》中主要事迹现为{c['count']}字，超过{c['limit']}字上限，请删减后重新发送。"),
+    "missing-opinion:recommender": lambda c: (
+        f"附件《{c['file']}》中“推荐单位意见”为空，请由推荐单位签署意见并盖章后重新发送。"),
+    "missing-opinion:discipline": lambda c: (
+        f"附件《{c['file']}》中“纪检监察部门意见”为空。按通知要求，推荐人选须经纪检监察部门"
+        f"签署意见后方可报送，请补充后重新发送。"),
+    "missing-opinion:*": lambda c: (
+        f"附件《{c['file']}》中“{c['label']}”为空，请补充后重新发送。"),
+    "missing-photo": lambda c: (
+        f"附件《{c['file']}》中未贴一寸免冠照片，邮件中也没有附照片。"
+        f"请在推荐表中插入照片，或将照片与推荐表一并发送。"),
+    "quota-exceeded": lambda c: (
+        f"贵单位已有{c.get('used', '')}名推荐人选，每个县市区最多推荐{c.get('limit', '')}名，"
+        f"附件《{c['file']}》中的{c.get('name', '人选')}未予计入。如需更换人选，"
+        f"请先发送主题以“撤回”开头并注明姓名的邮件撤回其中一名。"),
+    "late": lambda c: (
+        f"{c.get('what', '推荐表')}报送截止时间为{_date(c['deadline'])}，本邮件于"
+        f"{c.get('received', '')}收到，已超过截止时间，不予受理。如有特殊情况，请与市工信局联系。"),
+    "unknown-sender": lambda c: (
+        f"发件地址 {c.get('address', '')} 未登记为任何县市区的报送邮箱，本邮件未予受理。"
+        f"请使用已登记的邮箱发送，或联系市工信局登记新的报送地址。"),
+    "report-unmatched": lambda c: (
+        f"附件《{c['file']}》无法对应到贵单位的推荐人选，请在邮件主题或文件名中注明人选姓名后重新发送。"),
+}

@@ -1,0 +1,223 @@
+"""Raw email bytes → ParsedEmail: headers, sender, threading ids and attachments.
+
+mail-parser reads the structure; attachment bytes come from each part's own
+`get_payload(decode=True)`, because mail-parser's `payload` corrupts binaries that were not
+sent base64. Chinese mail clients label GBK text "gb2312": those labels are read as gb18030,
+a superset, so characters outside gb2312 survive.
+"""
+from __future__ import annotations
+
+import email.header
+import email.utils
+import hashlib
+import re
+from email.message import Message
+
+import logging
+
+import mailparser
+
+# mail-parser logs every part type it does not render; that is noise for an operator.
+logging.getLogger("mailparser").setLevel(logging.ERROR)
+from parsers.records import Attachment, ParsedEmail
+
+# Charsets whose labels understate what clients really send.
+_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
+                    "gb_2312-80": "gb18030", "euc-cn": "gb18030", "ks_c_5601-1987": "cp949"}
+_MAX_NAME = 120
+_MSGID = re.compile(r"<[^<>\s]+>")
+
+
+def parse_email(raw: bytes) -> ParsedEmail:
+    """Parse any bytes into a ParsedEmail; garbage gives empty fields, never an exception."""
+    parsed = mailparser.parse_from_bytes(raw)
+    msg: Message = parsed.message
+    from_name, from_addr = _first_address(header_text(msg, "From"))
+    message_id = _first_msgid(header_text(msg, "Message-ID"))
+    return ParsedEmail(
+        message_id=message_id or synthetic_message_id(raw),
+        from_addr=from_addr,
+        from_name=from_name,
+        to=[addr.lower() for _, addr in email.utils.getaddresses([header_text(msg, "To")]) if addr],
+        subject=_one_line(header_text(msg, "Subject")),
+        in_reply_to=_first_msgid(header_text(msg, "In-Reply-To")),
+        references=_MSGID.findall(header_text(msg, "References")),
+        content_type=msg.get_content_type(),
+        headers=msg,
+        attachments=list(_attachments(msg)),
+        text=_body_text(msg),
+    )
+
+
+def synthetic_message_id(raw: bytes) -> str:
+    """A stable id for an email without Message-ID: the same bytes give the same id."""
+    return f"<{hashlib.sha256(raw).hexdigest()[:32]}@intake.invalid>"
+
+
+def decode_words(value: str) -> str:
+    """Decode RFC 2047 encoded words (and raw 8-bit bytes) with the charset aliases above."""
+    value = _undo_surrogates(value)
+    if "=?" not in value:
+        return value
+    try:
+        chunks = email.header.decode_header(value)
+    except (ValueError, LookupError, AssertionError):
+        return value
+    out = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            out.append(chunk)
+        else:
+            out.append(_decode_bytes(chunk, charset))
+    return "".join(out)
+
+
+def header_text(msg: Message, name: str) -> str:
+    """One header as readable text, "" when absent or undecodable."""
+    try:
+        values = msg.get_all(name) or []
+    except Exception:  # noqa: BLE001 — malformed headers must not stop the pass
+        return ""
+    if not values:
+        return ""
+    return header_value_text(values[0]).strip()
+
+
+def header_value_text(value) -> str:
+    """A header value as text. compat32 hands raw 8-bit headers over as Header objects
+    labelled unknown-8bit: those bytes are read as UTF-8, else GBK."""
+    if isinstance(value, email.header.Header):
+        try:
+            chunks = email.header.decode_header(value)
+        except Exception:  # noqa: BLE001
+            return str(value)
+        return "".join(c if isinstance(c, str) else _decode_bytes(c, None if cs == "unknown-8bit" else cs)
+                       for c, cs in chunks)
+    return decode_words(str(value))
+
+
+def decode_filename(part: Message) -> str:
+    """The attachment's name as the sender saw it, from Content-Disposition or Content-Type."""
+    for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+        value = _raw_param(part, param, header)
+        if value is None:
+            continue
+        if isinstance(value, tuple):  # RFC 2231: (charset, language, text)
+            charset, _, text = value
+            name = _decode_bytes(text.encode("raw-unicode-escape"), charset or "utf-8")
+        else:
+            name = decode_words(email.utils.unquote(str(value)))
+        if name.strip():
+            return name
+    return ""
+
+
+def _raw_param(part: Message, param: str, header: str):
+    """A header parameter read from the raw header, so 8-bit names (UTF-8 or GBK written
+    straight into the header by some clients) decode instead of turning into U+FFFD."""
+    raw = next((v for k, v in part.raw_items() if k.lower() == header), None)
+    if raw is None:
+        return None
+    holder = Message()
+    try:
+        holder[header] = _undo_surrogates(str(raw))
+        return holder.get_param(param, header=header)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def sanitize_filename(name: str, fallback: str = "附件") -> str:
+    """A display name safe to show and store: no directories, control characters or dot-files."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*')
+    name = name.strip().lstrip(".").strip()
+    if len(name) > _MAX_NAME:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: _MAX_NAME - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name[:_MAX_NAME]
+    return name or fallback
+
+
+def _attachments(msg: Message):
+    count = 0
+    for part in _leaf_parts(msg):
+        if not _is_attachment(part):
+            continue
+        try:
+            data = part.get_payload(decode=True)
+        except Exception:  # noqa: BLE001
+            data = None
+        if data is None:
+            data = b""
+        count += 1
+        name = sanitize_filename(decode_filename(part), fallback=f"附件{count}")
+        yield Attachment(filename=name, content_type=part.get_content_type(), data=data)
+
+
+def _leaf_parts(msg: Message):
+    try:
+        for part in msg.walk():
+            if not part.is_multipart():
+                yield part
+    except Exception:  # noqa: BLE001 — recursion on hostile nesting ends the walk, not the pass
+        return
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = header_value_text(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    if disposition == "attachment":
+        return True
+    if decode_filename(part):
+        return True
+    maintype = part.get_content_maintype()
+    # Unnamed documents and images still count, unless they are inline pictures of an HTML body.
+    return maintype in ("application", "image") and not part.get("Content-ID")
+
+
+def _body_text(msg: Message) -> str:
+    for part in _leaf_parts(msg):
+        if part.get_content_type() == "text/plain" and not _is_attachment(part):
+            try:
+                data = part.get_payload(decode=True) or b""
+            except Exception:  # noqa: BLE001
+                continue
+            return _decode_bytes(data, part.get_content_charset() or "utf-8")
+    return ""
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    charset = (charset or "utf-8").strip().lower()
+    charset = _CHARSET_ALIASES.get(charset, charset)
+    for candidate in (charset, "utf-8", "gb18030"):
+        try:
+            return data.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+def _undo_surrogates(value: str) -> str:
+    """Headers with raw 8-bit bytes arrive as surrogate escapes: decode them as UTF-8 or GBK."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    data = value.encode("utf-8", errors="surrogateescape")
+    return _decode_bytes(data, "utf-8")
+
+
+def _first_address(value: str) -> tuple[str, str]:
+    try:
+        pairs = email.utils.getaddresses([value])
+    except Exception:  # noqa: BLE001
+        return "", ""
+    for name, addr in pairs:
+        if "@" in addr:
+            return name.strip(), addr.strip().lower()
+    return "", ""
+
+
+def _first_msgid(value: str) -> str:
+    match = _MSGID.search(value or "")
+    return match.group(0) if match else ""
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())

@@ -1,0 +1,53 @@
+"""What an attachment really is, from its first bytes rather than its name."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+_MAGIC = (
+    (b"%PDF-", "pdf"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole"),       # .doc, .wps, .xls, encrypted .docx
+    (b"{\\rtf", "rtf"),
+    (b"\x89PNG\r\n\x1a\n", "image"),
+    (b"\xff\xd8\xff", "image"),
+    (b"GIF87a", "image"),
+    (b"GIF89a", "image"),
+    (b"BM", "image"),
+    (b"II*\x00", "image"),
+    (b"MM\x00*", "image"),
+    (b"Rar!\x1a\x07", "rar"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"\x78\x9f\x3e\x22", "tnef"),
+)
+
+# Names that mark a file as a document a county meant us to read, whatever its content.
+DOCUMENT_EXTENSIONS = {"doc", "docx", "wps", "wpt", "rtf", "pdf", "zip", "rar", "7z", "odt",
+                       "dot", "dotx", "docm", "jpg", "jpeg", "png", "bmp", "tif", "tiff", "gif"}
+
+
+def sniff(data: bytes) -> str:
+    """One of docx, zip, pdf, ole, rtf, image, rar, 7z, tnef, html, empty, unknown."""
+    if not data:
+        return "empty"
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
+        return _zip_kind(data)
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    return "unknown"
+
+
+def extension(filename: str) -> str:
+    return filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+
+
+def _zip_kind(data: bytes) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return "zip"  # damaged: let the docx reader or archive reader say what is wrong
+    return "docx" if "word/document.xml" in names else "zip"
