@@ -71,20 +71,37 @@ def auto_reply(sender: str, to: str, in_reply_to: str = "") -> bytes:
 
 
 def bounce(reporting_mta: str, to: str, failed_recipient: str, original_id: str = "") -> bytes:
-    """A delivery-status notification (RFC 3464) from a mailer daemon."""
-    msg = MIMEMultipart("report", report_type="delivery-status")
-    msg["From"] = f"MAILER-DAEMON@{reporting_mta}"
-    msg["To"] = to
-    msg["Subject"] = "Undelivered Mail Returned to Sender"
-    msg["Message-ID"] = f"<{uuid.uuid4().hex}@{reporting_mta}>"
-    msg.attach(MIMEText(f"This is the mail system at host {reporting_mta}.\n"
-                        f"I'm sorry to have to inform you that your message could not be delivered.",
-                        "plain", "utf-8"))
-    status = MIMEBase("message", "delivery-status")
-    status.set_payload(f"Reporting-MTA: dns; {reporting_mta}\n\nFinal-Recipient: rfc822; "
-                       f"{failed_recipient}\nAction: failed\nStatus: 5.1.1\n")
-    msg.attach(status)
-    headers = MIMEText(f"Message-ID: {original_id}\nTo: {failed_recipient}\n", "rfc822-headers")
-    headers.replace_header("Content-Type", "text/rfc822-headers")
-    msg.attach(headers)
-    return msg.as_bytes()
+    """A delivery-status notification (RFC 3464) as Postfix writes it."""
+    boundary = uuid.uuid4().hex
+    return f"""From: MAILER-DAEMON@{reporting_mta} (Mail Delivery System)
+To: {to}
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <{uuid.uuid4().hex}@{reporting_mta}>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"
+
+--{boundary}
+Content-Type: text/plain; charset=us-ascii
+
+This is the mail system at host {reporting_mta}.
+I'm sorry to have to inform you that your message could not be delivered.
+
+--{boundary}
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; {reporting_mta}
+
+Final-Recipient: rfc822; {failed_recipient}
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 User unknown
+
+--{boundary}
+Content-Type: text/rfc822-headers
+
+Message-ID: {original_id}
+To: {failed_recipient}
+
+--{boundary}--
+""".replace("\n", "\r\n").encode("ascii")

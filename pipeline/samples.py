@@ -1,0 +1,224 @@
+"""Real .docx files shaped like the counties' submissions, for `intake demo` and the tests.
+
+build_form_docx lays out 《株洲市“十大能手”评选推荐表》 as the paper form does, with values typed
+the way county clerks type them ("1985.06", "汉", "138 0731 0000"), so parsing has work to do.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from io import BytesIO
+
+from docx import Document
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.shared import Cm, Pt
+
+FORM_TITLE = "株洲市“十大能手”评选推荐表"
+FORM_CATEGORY = "类别：信息技术能手"
+STAMP_LINES = ("（盖章）", "年    月    日")   # printed under every opinion box
+
+SAMPLE_CANDIDATE = {
+    "name": "张三",
+    "sex": "男",
+    "birth": "1985.06",
+    "ethnicity": "汉",
+    "native_place": "湖南株洲",
+    "political_status": "中共党员",
+    "employer_post": "株洲市大数据中心 副主任",
+    "home_address": "株洲市天元区泰山路88号",
+    "phone": "138 0731 0000",
+    "honours": "2019年度株洲市优秀共产党员；2020年湖南省信息化建设先进个人",
+    "deeds": (
+        "该同志长期扎根信息化建设一线，主持建设了株洲市政务云平台和“一网通办”数据共享交换系统，"
+        "推动全市32个部门、1200余项政务服务事项实现网上办理，群众办事平均跑动次数由3次降至0.5次。\n"
+        "疫情防控期间，带领团队72小时内上线健康码核验系统，累计服务群众超过600万人次；"
+        "牵头制定《株洲市政务数据共享管理规范》，所建项目获评湖南省数字政府建设优秀案例。"
+    ),
+    "opinions": {
+        "recommender": "同意推荐。",
+        "discipline": "经审核，该同志无违纪违法记录，同意推荐。",
+        "member_unit": "同意推荐。",
+        "approval": "同意。",
+    },
+}
+
+
+def _candidate(**overrides) -> dict:
+    return {**SAMPLE_CANDIDATE, **overrides}
+
+
+# Complete, valid candidates for demos; the first is SAMPLE_CANDIDATE.
+SAMPLE_CANDIDATES = (
+    SAMPLE_CANDIDATE,
+    _candidate(
+        name="李四", sex="女性", birth="1990年3月", ethnicity="苗", native_place="湖南湘西",
+        political_status="团员", employer_post="醴陵市科技和工业信息化局 信息化科科长",
+        home_address="醴陵市瓷城大道16号", phone="139-7330-1111", honours="2021年株洲市青年岗位能手",
+        deeds="负责醴陵陶瓷产业互联网平台建设，接入规模以上陶瓷企业86家，"
+              "帮助企业线上订单年增长40%，组织开展中小企业数字化转型培训30余场。"),
+    _candidate(
+        name="王五", birth="1978-11", ethnicity="汉族", native_place="湖南攸县",
+        political_status="民盟", employer_post="攸县人民医院 信息科主任",
+        home_address="攸县联星街道建设路5号", phone="0731-2462 3333", honours="",
+        deeds="主持建设县域医共体信息平台，实现县乡村三级医疗机构检查结果互认、远程会诊全覆盖，"
+              "年远程会诊量超过5000例，有效缓解了基层群众看病难问题。"),
+    _candidate(
+        name="赵六", sex="女", birth="198805", ethnicity="土家", native_place="湖南张家界",
+        political_status="群众", employer_post="炎陵县融媒体中心 技术部主任",
+        home_address="炎陵县霞阳镇炎帝大道20号", phone="+86 137 3100 2222",
+        honours="2020年株洲市三八红旗手",
+        deeds="带领团队搭建县级融媒体技术平台，打通广播电视、网站、客户端和新媒体账号，"
+              "推动黄桃等特色农产品网上直播销售，年销售额突破一亿元。"),
+)
+
+_LABELS = {   # field → (spaced label as printed on the paper form, plain label)
+    "name": ("姓  名", "姓名"),
+    "sex": ("性  别", "性别"),
+    "birth": ("出生年月", "出生年月"),
+    "ethnicity": ("民  族", "民族"),
+    "native_place": ("籍  贯", "籍贯"),
+    "political_status": ("政治面貌", "政治面貌"),
+    "employer_post": ("工作单位\n及职务", "工作单位及职务"),
+    "home_address": ("家庭地址", "家庭地址"),
+    "phone": ("联系电话", "联系电话"),
+    "honours": ("所获荣誉\n情况", "所获荣誉情况"),
+    "deeds": ("主要事迹\n（600字以内）", "主要事迹（600字以内）"),
+    "recommender": ("推荐单位\n意见", "推荐单位意见"),
+    "discipline": ("纪检监察\n部门意见", "纪检监察部门意见"),
+    "member_unit": ("成员单位\n意见", "成员单位意见"),
+    "approval": ("审批\n意见", "审批意见"),
+}
+PHOTO_LABEL = "一寸免冠照片"
+
+# The paper form's grid: 7 columns; each entry is (row, label column, field, value columns).
+_LAYOUT = (
+    (0, 0, "name", (1, 1)), (0, 2, "sex", (3, 3)), (0, 4, "birth", (5, 5)),
+    (1, 0, "ethnicity", (1, 1)), (1, 2, "native_place", (3, 3)), (1, 4, "political_status", (5, 5)),
+    (2, 0, "employer_post", (1, 5)),
+    (3, 0, "home_address", (1, 3)), (3, 4, "phone", (5, 6)),
+    (4, 0, "honours", (1, 6)),
+    (5, 0, "deeds", (1, 6)),
+    (6, 0, "recommender", (1, 6)), (7, 0, "discipline", (1, 6)),
+    (8, 0, "member_unit", (1, 6)), (9, 0, "approval", (1, 6)),
+)
+_OPINION_ROWS = {"recommender", "discipline", "member_unit", "approval"}
+
+
+def build_form_docx(fields: dict | None = None, *, photo: bool = True,
+                    value_in_label_cell: bool = False, spaced_labels: bool = True,
+                    nested: bool = False) -> bytes:
+    """A filled-in recommendation form as .docx bytes. Keys missing from `fields` (and from
+    fields["opinions"]) come from SAMPLE_CANDIDATE. `nested` puts the form table inside a cell
+    of an outer table, as some counties' templates do."""
+    values = _merged_values(fields)
+    doc = Document()
+    _centered(doc.add_paragraph(), FORM_TITLE, bold=True, size=16)
+    doc.add_paragraph(FORM_CATEGORY)
+    container = doc
+    if nested:
+        outer = doc.add_table(rows=1, cols=1)
+        outer.style = "Table Grid"
+        container = outer.cell(0, 0)
+        container.paragraphs[0].text = "附件1"
+    table = container.add_table(10, 7)
+    table.style = "Table Grid"
+    photo_cell = table.cell(0, 6).merge(table.cell(2, 6))
+    for row, col, key, (first, last) in _LAYOUT:
+        value_cell = table.cell(row, first)
+        if last > first:
+            value_cell = value_cell.merge(table.cell(row, last))
+        label = _LABELS[key][0 if spaced_labels else 1]
+        _fill_pair(table.cell(row, col), value_cell, label, _value_lines(key, values),
+                   value_in_label_cell)
+    _fill_photo(photo_cell, photo)
+    return _saved(doc)
+
+
+def build_report_docx(title: str, body: str) -> bytes:
+    """A research report: a heading, then one paragraph per line of `body`."""
+    doc = Document()
+    doc.add_heading(title, level=1)
+    for line in body.split("\n"):
+        if line.strip():
+            doc.add_paragraph(line.strip())
+    return _saved(doc)
+
+
+def _merged_values(fields: dict | None) -> dict:
+    fields = fields or {}
+    values = {**SAMPLE_CANDIDATE, **fields}
+    values["opinions"] = {**SAMPLE_CANDIDATE["opinions"], **fields.get("opinions", {})}
+    return values
+
+
+def _value_lines(key: str, values: dict) -> list[str]:
+    """What the clerk typed for `key`, one entry per paragraph; opinion boxes keep the printed
+    stamp and date lines under whatever was typed."""
+    if key in _OPINION_ROWS:
+        text = values["opinions"].get(key, "")
+        return [*(text.split("\n") if text else []), *STAMP_LINES]
+    text = values.get(key, "")
+    return text.split("\n") if text else []
+
+
+def _fill_pair(label_cell, value_cell, label: str, lines: list[str], in_label_cell: bool):
+    if in_label_cell:
+        # The clerk typed "姓名：张三" into the label cell; the opinion's stamp lines go too.
+        label = label.replace("\n", "")
+        _write_lines(label_cell, [f"{label}：{lines[0] if lines else ''}", *lines[1:]])
+        return
+    _write_lines(label_cell, label.split("\n"))
+    _write_lines(value_cell, lines)
+
+
+def _write_lines(cell, lines: list[str]):
+    """One paragraph per line; stamp and date lines sit on the right, as on the paper form."""
+    cell.paragraphs[0].text = lines[0] if lines else ""
+    for line in lines[1:]:
+        paragraph = cell.add_paragraph(line)
+        if line in STAMP_LINES:
+            paragraph.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+
+
+def _fill_photo(cell, photo: bool):
+    paragraph = cell.paragraphs[0]
+    if not photo:
+        _centered(paragraph, PHOTO_LABEL)
+        return
+    paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    paragraph.add_run().add_picture(BytesIO(sample_photo_png()), width=Cm(2.5))
+
+
+def _centered(paragraph, text: str, *, bold: bool = False, size: int | None = None):
+    paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    run = paragraph.add_run(text)
+    run.bold = bold
+    if size:
+        run.font.size = Pt(size)
+
+
+def _saved(doc) -> bytes:
+    out = BytesIO()
+    doc.save(out)
+    return out.getvalue()
+
+
+def sample_photo_png(width: int = 25, height: int = 35) -> bytes:
+    """A tiny real PNG: a grey head and shoulders on the blue of a Chinese ID photo.
+    Written by hand so the demo needs no imaging library."""
+    rows = []
+    for y in range(height):
+        row = bytearray([0])   # filter type 0 for every scanline
+        for x in range(width):
+            dx, dy = (x - width / 2) / (width * 0.22), (y - height * 0.38) / (height * 0.2)
+            head = dx * dx + dy * dy <= 1
+            shoulders = y > height * 0.68 and abs(x - width / 2) < width * 0.4
+            row += bytes((90, 90, 90) if head or shoulders else (67, 142, 219))
+        rows.append(bytes(row))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)   # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(b"".join(rows))) + _png_chunk(b"IEND", b""))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

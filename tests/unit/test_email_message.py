@@ -1,0 +1,76 @@
+"""Raw email bytes as Chinese mail clients write them, read into sender, subject and files."""
+import base64
+from pathlib import Path
+
+import pytest
+
+from parsers.email_message import parse_email, sanitize_filename
+from pipeline.sample_mail import foxmail_email
+
+CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "mail-gem"
+
+
+def test_gbk_characters_under_a_gb2312_label_survive():
+    # 喆 is in GBK but not in GB2312: Foxmail still labels the text gb2312.
+    with pytest.raises(UnicodeEncodeError):
+        "喆".encode("gb2312")
+    raw = foxmail_email("HeTang@Example.cn", "zzdztxhrj@163.com", "荷塘区推荐王喆",
+                        [("荷塘区-王喆推荐表.docx", b"PK\x03\x04 not really a docx")])
+    email = parse_email(raw)
+    assert email.subject == "荷塘区推荐王喆"
+    assert email.from_addr == "hetang@example.cn"
+    assert [a.filename for a in email.attachments] == ["荷塘区-王喆推荐表.docx"]
+    assert email.attachments[0].data == b"PK\x03\x04 not really a docx"
+    assert email.text == "请查收附件，谢谢！"
+
+
+def test_binary_attachments_keep_every_byte_whatever_the_transfer_encoding():
+    payload = bytes(range(256)) * 4
+    raw = (b"From: a@example.cn\r\nTo: b@example.cn\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=BB\r\n\r\n--BB\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+           b"--BB\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\n"
+           b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"a.bin\"\r\n\r\n"
+           + base64.encodebytes(payload) + b"--BB--\r\n")
+    assert parse_email(raw).attachments[0].data == payload
+
+
+def test_rfc2231_names_and_raw_8bit_names_decode():
+    raw = ("From: a@example.cn\nSubject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=BB\n\n"
+           "--BB\nContent-Type: application/pdf\nContent-Disposition: attachment; "
+           "filename*=utf-8''%E6%8E%A8%E8%8D%90%E8%A1%A8.pdf\n\n%PDF-1.4\n--BB--\n").encode()
+    assert parse_email(raw).attachments[0].filename == "推荐表.pdf"
+    raw8 = ("From: a@example.cn\nSubject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=BB\n\n"
+            "--BB\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=\"").encode() \
+        + "张三推荐表.pdf".encode("gbk") + b"\"\n\n%PDF-1.4\n--BB--\n"
+    assert parse_email(raw8).attachments[0].filename == "张三推荐表.pdf"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("../../etc/passwd", "passwd"),
+    ("C:\\Users\\clerk\\推荐表.docx", "推荐表.docx"),
+    (".hidden.docx", "hidden.docx"),
+    ("a\x00b\r\n.docx", "ab.docx"),
+    ("", "附件"),
+    ("长" * 300 + ".docx", "长" * 115 + ".docx"),
+])
+def test_attachment_names_are_never_paths(name, expected):
+    assert sanitize_filename(name) == expected
+
+
+def test_an_email_without_message_id_gets_a_stable_one():
+    raw = b"From: a@example.cn\nSubject: hi\n\nbody\n"
+    assert parse_email(raw).message_id == parse_email(raw).message_id
+    assert parse_email(raw).message_id.endswith("@intake.invalid>")
+
+
+def test_every_corpus_email_parses_without_an_exception():
+    files = sorted(CORPORA.rglob("*.eml"))
+    assert len(files) > 50
+    for path in files:
+        email = parse_email(path.read_bytes())
+        assert email.message_id.startswith("<"), path
+
+
+def test_garbage_bytes_parse_to_an_empty_email():
+    email = parse_email(b"\x00\xff\xfe garbage \x80\x81")
+    assert email.from_addr == "" and email.attachments == []
