@@ -83,7 +83,7 @@ class MaildirSource:
 
 
 class ImapSource:
-    """Reads one folder over IMAP without changing it (BODY.PEEK), tracking UIDs in the ledger.
+    """Reads one folder over IMAP without marking anything read (BODY.PEEK), tracking UIDs in the ledger.
 
     Relies on none of UIDNEXT, IDLE or MOVE: 163 offers none of them.
     """
@@ -144,7 +144,8 @@ class ImapSource:
     def new_messages(self, ledger) -> Iterator[Incoming]:
         folder = self.s.folder
         try:
-            info = self.client.select_folder(folder, readonly=True)
+            # SELECT, not EXAMINE: 163 knows SELECT after ID; BODY.PEEK keeps messages unread.
+            info = self.client.select_folder(folder)
             uidvalidity = int(info[b"UIDVALIDITY"])
             known_validity, last_uid = ledger.get(folder)
             if known_validity != uidvalidity:
