@@ -86,3 +86,11 @@ class Problem:
 
     def to_dict(self) -> dict:
         return {"code": self.code, "file": self.file, "field": self.field, "detail": dict(self.detail)}
+
+
+@dataclass
+class ReportRecord:
+    """A research report (项目总结/调研报告/研究论文): what linking and the roster need."""
+    title: str
+    chars: int            # length without whitespace
+    head: str = ""        # the opening text, where a candidate's name is looked for

@@ -13,26 +13,21 @@ from dataclasses import dataclass, field
 from outbox.compose import FormOutcome, ReplyContent, compose_reply
 from outbox.manners import no_reply_reason
 from outbox.queue import enqueue
-from parsers.docx_form import parse_form
+from parsers.attachments import Document, read_attachments
 from parsers.email_message import parse_email
-from parsers.errors import NotAForm, UnreadableFile
 from parsers.records import Attachment, FormRecord, ParsedEmail, Problem
-from parsers.sniff import DOCUMENT_EXTENSIONS, extension, sniff
+from parsers.sniff import sniff
 from pipeline import rules
 from pipeline.settings import Settings
 
 log = logging.getLogger("intake.process")
 
-# What a county is told for a document format intake does not read yet.
-UNSUPPORTED_REASON = "系统目前只能读取 Word（.docx）格式的推荐表"
-
-
 @dataclass
 class Judgement:
     """Everything decided about one email's attachments."""
-    forms: list[tuple[Attachment, FormRecord]] = field(default_factory=list)
+    forms: list[tuple[Document, FormRecord]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)   # about the email or a file as a whole
-    images: list[Attachment] = field(default_factory=list)
+    images: list[Document] = field(default_factory=list)
     documents: int = 0                                       # attachments a county meant us to read
 
 
@@ -88,29 +83,19 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
 
 
 def judge_attachments(attachments: list[Attachment]) -> Judgement:
-    """Sort attachments into forms, scans and problems. Files of no interest (signatures,
-    text notes) are passed over."""
+    """Sort the email's documents into forms, scans and problems; files of no interest
+    (signatures, text notes) are passed over."""
     j = Judgement()
-    for att in attachments:
-        kind = sniff(att.data)
-        ext = extension(att.filename)
-        if kind == "image":
-            j.images.append(att)
-            j.documents += 1
-        elif kind == "docx":
-            j.documents += 1
-            try:
-                j.forms.append((att, parse_form(att.data)))
-            except UnreadableFile as exc:
-                j.problems.append(Problem("unreadable-file", att.filename, detail={"reason": exc.reason}))
-            except NotAForm:
-                pass
-        elif kind == "empty" and ext in DOCUMENT_EXTENSIONS:
-            j.documents += 1
-            j.problems.append(Problem("unreadable-file", att.filename, detail={"reason": "文件为空（0 字节）"}))
-        elif kind in ("pdf", "ole", "rtf", "zip", "rar", "7z", "tnef") or ext in DOCUMENT_EXTENSIONS:
-            j.documents += 1
-            j.problems.append(Problem("unreadable-file", att.filename, detail={"reason": UNSUPPORTED_REASON}))
+    for doc in read_attachments(attachments):
+        if doc.kind == "other":
+            continue
+        j.documents += 1
+        if doc.kind == "form":
+            j.forms.append((doc, doc.form))
+        elif doc.kind == "image":
+            j.images.append(doc)
+        elif doc.kind == "unreadable":
+            j.problems.append(Problem("unreadable-file", doc.file, detail={"reason": doc.reason}))
     if not j.forms:
         j.problems += _nothing_read(attachments, j)
     return j
@@ -120,33 +105,33 @@ def _nothing_read(attachments: list[Attachment], j: Judgement) -> list[Problem]:
     if not attachments:
         return [Problem("no-attachment")]
     if j.images and not j.problems:
-        return [Problem("scanned-only", "、".join(a.filename for a in j.images))]
+        return [Problem("scanned-only", "、".join(d.file for d in j.images))]
     if not j.problems:
         return [Problem("nothing-recognized", detail={"files": "、".join(a.filename for a in attachments)})]
     return []
 
 
-def _judge_form(store, settings: Settings, county: str, att: Attachment, form: FormRecord,
+def _judge_form(store, settings: Settings, county: str, doc: Document, form: FormRecord,
                 photo_in_email: bool, submission_id: str, received_at: dt.datetime) -> FormOutcome:
-    problems = rules.validate_form(form, att.filename, settings.campaign, photo_in_email)
+    problems = rules.validate_form(form, doc.file, settings.campaign, photo_in_email)
     status = rules.status_for(problems)
     fields = form.fields()
     fields["photo"] = form.photo or photo_in_email
-    outcome = FormOutcome(att.filename, form.name, status, [p.to_dict() for p in problems], fields)
+    outcome = FormOutcome(doc.file, form.name, status, [p.to_dict() for p in problems], fields)
     if form.name:
-        _record_version(store, county, outcome, att, form, submission_id, received_at, settings)
+        _record_version(store, county, outcome, doc, form, submission_id, received_at, settings)
     return outcome
 
 
-def _record_version(store, county: str, outcome: FormOutcome, att: Attachment, form: FormRecord,
+def _record_version(store, county: str, outcome: FormOutcome, doc: Document, form: FormRecord,
                     submission_id: str, received_at: dt.datetime, settings: Settings) -> None:
     """The form becomes the candidate's current version; earlier versions are kept."""
     earlier = store.candidates.get(county, form.name) or {}
     version = {
         "message_id": submission_id,
         "received_at": _iso(received_at, settings),
-        "file": att.filename,
-        "sha256": hashlib.sha256(att.data).hexdigest(),
+        "file": doc.file,
+        "sha256": hashlib.sha256(doc.data).hexdigest(),
         "status": outcome.status,
         "problems": outcome.problems,
         "fields": outcome.fields,
