@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import shutil
 from email import policy
@@ -17,6 +18,7 @@ from rich.console import Console
 
 from pipeline import sample_mail, samples
 from pipeline.poll import run_pass
+from pipeline.roster import export_roster
 from pipeline.settings import Settings
 from store.repository import Store
 
@@ -89,5 +91,10 @@ def run_demo(settings: Settings, base: Path, console: Console) -> None:
     for path in replies:
         msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes(), headersonly=True)
         console.print(f"  {path.name}  {msg['X-Intake-Status']:<16} {msg['Subject']}", markup=False)
-    console.print(f"Roster: intake --config {settings.source} export --format json "
-                  f"(the demo store is {demo.store.path})", markup=False)
+    roster = base / "roster.json"
+    store = Store(demo.store.path, demo.store.files)
+    try:
+        roster.write_text(json.dumps(export_roster(store), ensure_ascii=False, indent=2), encoding="utf-8")
+    finally:
+        store.close()
+    console.print(f"The roster (as `intake export --format json` writes it): {roster}", markup=False)

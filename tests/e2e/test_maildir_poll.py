@@ -1,7 +1,7 @@
 """The embedded default end to end: county emails in a Maildir, `intake poll --once`, replies
 as .eml files in the sent Maildir, the roster in the json export."""
 import datetime as dt
-import os
+import json
 from pathlib import Path
 
 import pytest
@@ -154,3 +154,5 @@ def test_the_demo_prints_the_table_and_leaves_replies(tmp_path):
     replies = maildir_replies(tmp_path / "demo" / "sent")
     assert sorted(r["X-Intake-Status"] for r in replies) == ["accepted", "accepted", "needs-correction"]
     assert all(p.suffix == ".eml" for p in (tmp_path / "demo" / "sent" / "new").iterdir())
+    roster = json.loads((tmp_path / "demo" / "roster.json").read_text(encoding="utf-8"))
+    assert len(roster["candidates"]) == 4 and len(roster["submissions"]) == 4

@@ -65,7 +65,7 @@ def test_an_email_without_message_id_gets_a_stable_one():
 
 def test_every_corpus_email_parses_without_an_exception():
     files = sorted(CORPORA.rglob("*.eml"))
-    assert len(files) > 50
+    assert len(files) > 50, f"the shared corpora are expected at {CORPORA} (../shared beside the repo)"
     for path in files:
         email = parse_email(path.read_bytes())
         assert email.message_id.startswith("<"), path
