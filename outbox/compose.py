@@ -15,6 +15,8 @@ from parsers.records import FIELD_LABELS, FORM_FIELDS, OPINION_KEYS
 
 STATUS_WORDS = {"accepted": "已受理", "needs-correction": "需补正", "rejected": "未受理",
                 "withdrawn": "已撤回"}
+# A candidate's standing, as a status-query reply shows it.
+CANDIDATE_WORDS = {**STATUS_WORDS, "quota-exceeded": "超出名额，未计入"}
 
 _env_html = jinja2.Environment(loader=jinja2.PackageLoader("outbox", "templates"),
                                autoescape=True, trim_blocks=True, lstrip_blocks=True)
@@ -34,6 +36,17 @@ class FormOutcome:
 
 
 @dataclass
+class ReportOutcome:
+    """How one report in the email was judged; `name` is the candidate it was tied to."""
+    file: str
+    name: str
+    status: str
+    problems: list[dict] = field(default_factory=list)
+    title: str = ""
+    chars: int = 0
+
+
+@dataclass
 class ReplyContent:
     to: str
     county: str | None
@@ -46,6 +59,10 @@ class ReplyContent:
     forms: list[FormOutcome] = field(default_factory=list)
     places_used: int = 0
     places_max: int = 3
+    kind: str = "submission"          # submission | withdrawal | query
+    reports: list[ReportOutcome] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
+    roster: list[dict] = field(default_factory=list)   # the county's candidates, for a query
 
 
 def reply_message_id(submission_id: str, kind: str, from_address: str) -> str:
@@ -56,9 +73,19 @@ def reply_message_id(submission_id: str, kind: str, from_address: str) -> str:
 
 
 def reply_subject(content: ReplyContent) -> str:
-    names = "、".join(dict.fromkeys(f.name for f in content.forms if f.name))
-    parts = [f"【{STATUS_WORDS[content.status]}】", content.county or "", names,
-             "信息技术能手推荐表" if content.forms else "信息技术能手推荐材料"]
+    if content.kind == "query":
+        return f"【进度查询】{content.county} 信息技术能手推荐情况"
+    named = [*content.withdrawn, *(f.name for f in content.forms), *(r.name for r in content.reports)]
+    names = "、".join(dict.fromkeys(n for n in named if n))
+    if content.kind == "withdrawal":
+        what = "信息技术能手推荐人选"
+    elif content.forms:
+        what = "信息技术能手推荐表"
+    elif content.reports:
+        what = "信息技术能手调研报告"
+    else:
+        what = "信息技术能手推荐材料"
+    parts = [f"【{STATUS_WORDS[content.status]}】", content.county or "", names, what]
     return " ".join(p for p in parts if p).replace("】 ", "】")
 
 
@@ -80,15 +107,16 @@ def compose_reply(content: ReplyContent, from_address: str, submission_id: str,
     codes = _all_codes(content)
     if codes:
         msg["X-Intake-Problems"] = ", ".join(codes)
-    msg.set_content(_env_text.get_template("reply.txt.j2").render(ctx))
-    msg.add_alternative(_env_html.get_template("reply.html.j2").render(ctx), subtype="html")
+    template = "status" if content.kind == "query" else "reply"
+    msg.set_content(_env_text.get_template(f"{template}.txt.j2").render(ctx))
+    msg.add_alternative(_env_html.get_template(f"{template}.html.j2").render(ctx), subtype="html")
     return msg
 
 
 def _all_codes(content: ReplyContent) -> list[str]:
     codes = [p["code"] for p in content.problems]
-    for form in content.forms:
-        codes += [p["code"] for p in form.problems]
+    for outcome in [*content.forms, *content.reports]:
+        codes += [p["code"] for p in outcome.problems]
     return list(dict.fromkeys(codes))
 
 
@@ -101,6 +129,9 @@ def _template_context(content: ReplyContent) -> dict:
         "received": f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}",
         "email_problems": [describe(p) for p in content.problems],
         "forms": [_form_view(f) for f in content.forms],
+        "reports": [_report_view(r) for r in content.reports],
+        "withdrawn": "、".join(content.withdrawn),
+        "roster": [_candidate_view(c) for c in content.roster],
         "places_left": max(content.places_max - content.places_used, 0),
     }
 
@@ -113,3 +144,23 @@ def _form_view(form: FormOutcome) -> dict:
     return {"file": form.file, "name": form.name or "（未填写姓名）",
             "status_word": STATUS_WORDS.get(form.status, form.status), "status": form.status,
             "sentences": [describe(p) for p in form.problems], "rows": rows}
+
+
+def _report_view(report: ReportOutcome) -> dict:
+    return {"file": report.file, "name": report.name, "title": report.title or report.file,
+            "chars": report.chars, "status": report.status,
+            "status_word": "已收到" if report.status == "accepted" else STATUS_WORDS[report.status],
+            "sentences": [describe(p) for p in report.problems]}
+
+
+def _candidate_view(candidate: dict) -> dict:
+    """One line of a status-query reply: where the candidate stands and what is still open."""
+    latest = (candidate.get("versions") or [{}])[-1]
+    report = candidate.get("report")
+    return {"name": candidate["name"],
+            "status_word": CANDIDATE_WORDS.get(candidate["status"], candidate["status"]),
+            "updated": (candidate.get("updated_at") or "")[:16].replace("T", " "),
+            "versions": len(candidate.get("versions") or []),
+            "sentences": [] if candidate["status"] in ("accepted", "withdrawn")
+            else [describe(p) for p in latest.get("problems", [])],
+            "report": f"已收到《{report['title'] or report['file']}》（{report['chars']}字）" if report else "尚未收到"}

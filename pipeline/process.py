@@ -10,7 +10,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-from outbox.compose import FormOutcome, ReplyContent, compose_reply
+from outbox.compose import ReplyContent, compose_reply
 from outbox.manners import no_reply_reason
 from outbox.queue import enqueue
 from parsers.attachments import Document, read_attachments
@@ -18,6 +18,7 @@ from parsers.email_message import parse_email
 from parsers.records import Attachment, FormRecord, ParsedEmail, Problem
 from parsers.sniff import sniff
 from pipeline import rules
+from pipeline.season import CountyJudgement, Received, iso, judge_county_email
 from pipeline.settings import Settings
 
 log = logging.getLogger("intake.process")
@@ -26,6 +27,7 @@ log = logging.getLogger("intake.process")
 class Judgement:
     """Everything decided about one email's attachments."""
     forms: list[tuple[Document, FormRecord]] = field(default_factory=list)
+    reports: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)   # about the email or a file as a whole
     images: list[Document] = field(default_factory=list)
     documents: int = 0                                       # attachments a county meant us to read
@@ -60,25 +62,28 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
     files = [_store_file(store, a) for a in parsed.attachments]
     if county is None:
         problems = [Problem("unknown-sender", detail={"address": parsed.from_addr})]
-        outcomes: list[FormOutcome] = []
+        season = CountyJudgement("submission", "rejected", problems)
     else:
-        problems = judgement.problems
-        outcomes = [_judge_form(store, settings, county, att, form, bool(judgement.images),
-                                submission_id, received_at) for att, form in judgement.forms]
-    status = rules.worst_status([rules.status_for(problems), *(o.status for o in outcomes)])
+        season = judge_county_email(
+            store, settings, county, Received(submission_id, parsed.subject, received_at),
+            judgement.forms, judgement.reports, judgement.problems, bool(judgement.images))
+    outcomes = [*season.forms, *season.reports]
     submission = _submission(parsed, submission_id, digest, received_at, settings, origin,
-                             county=county, status=status, files=files,
-                             problems=[p.code for p in problems] + [p["code"] for o in outcomes for p in o.problems])
+                             county=county, status=season.status, files=files,
+                             problems=[p.code for p in season.problems] + [p["code"] for o in outcomes for p in o.problems])
     store.submissions.add(submission)
+    candidates = store.candidates.current(county) if county else []
     content = ReplyContent(
-        to=parsed.from_addr, county=county, status=status,
+        to=parsed.from_addr, county=county, status=season.status,
         received_at=received_at.astimezone(settings.campaign.timezone),
         original_subject=parsed.subject, original_message_id=parsed.message_id,
-        references=parsed.references, problems=[p.to_dict() for p in problems], forms=outcomes,
-        places_used=_places_used(store, county), places_max=settings.campaign.candidates_max)
+        references=parsed.references, problems=[p.to_dict() for p in season.problems],
+        forms=season.forms, reports=season.reports, kind=season.kind, withdrawn=season.withdrawn,
+        roster=sorted(candidates, key=lambda c: c.get("updated_at") or "") if season.kind == "query" else [],
+        places_used=rules.places_used(candidates), places_max=settings.campaign.candidates_max)
     enqueue(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
             submission_id, "reply", now)
-    log.info("%s from county %s: %s", submission_id, county or "(unknown sender)", status)
+    log.info("%s from county %s: %s", submission_id, county or "(unknown sender)", season.status)
     return submission
 
 
@@ -94,9 +99,12 @@ def judge_attachments(attachments: list[Attachment]) -> Judgement:
             j.forms.append((doc, doc.form))
         elif doc.kind == "image":
             j.images.append(doc)
+        elif doc.kind == "report":
+            j.reports.append(doc)
         elif doc.kind == "unreadable":
             j.problems.append(Problem("unreadable-file", doc.file, detail={"reason": doc.reason}))
-    if not j.forms:
+    j.reports = [d for d in j.reports if rules.is_report(d.report.title, d.file, bool(j.forms))]
+    if not j.forms and not j.reports:
         j.problems += _nothing_read(attachments, j)
     return j
 
@@ -109,50 +117,6 @@ def _nothing_read(attachments: list[Attachment], j: Judgement) -> list[Problem]:
     if not j.problems:
         return [Problem("nothing-recognized", detail={"files": "、".join(a.filename for a in attachments)})]
     return []
-
-
-def _judge_form(store, settings: Settings, county: str, doc: Document, form: FormRecord,
-                photo_in_email: bool, submission_id: str, received_at: dt.datetime) -> FormOutcome:
-    problems = rules.validate_form(form, doc.file, settings.campaign, photo_in_email)
-    status = rules.status_for(problems)
-    fields = form.fields()
-    fields["photo"] = form.photo or photo_in_email
-    outcome = FormOutcome(doc.file, form.name, status, [p.to_dict() for p in problems], fields)
-    if form.name:
-        _record_version(store, county, outcome, doc, form, submission_id, received_at, settings)
-    return outcome
-
-
-def _record_version(store, county: str, outcome: FormOutcome, doc: Document, form: FormRecord,
-                    submission_id: str, received_at: dt.datetime, settings: Settings) -> None:
-    """The form becomes the candidate's current version; earlier versions are kept."""
-    earlier = store.candidates.get(county, form.name) or {}
-    version = {
-        "message_id": submission_id,
-        "received_at": _iso(received_at, settings),
-        "file": doc.file,
-        "sha256": hashlib.sha256(doc.data).hexdigest(),
-        "status": outcome.status,
-        "problems": outcome.problems,
-        "fields": outcome.fields,
-    }
-    photo_sha = store.files.put(form.photo_image) if form.photo_image else earlier.get("photo_file")
-    store.candidates.put({
-        **outcome.fields,
-        "county": county,
-        "status": outcome.status,
-        "problems": [p["code"] for p in outcome.problems],
-        "versions": [*earlier.get("versions", []), version],
-        "report": earlier.get("report"),
-        "photo_file": photo_sha,
-        "updated_at": version["received_at"],
-    })
-
-
-def _places_used(store, county: str | None) -> int:
-    if county is None:
-        return 0
-    return sum(1 for c in store.candidates.current(county) if c["status"] != "withdrawn")
 
 
 def _store_file(store, att: Attachment) -> dict:
@@ -179,7 +143,7 @@ def _submission(parsed: ParsedEmail, submission_id: str, digest: str, received_a
         "from": parsed.from_addr,
         "county": county,
         "subject": parsed.subject,
-        "received_at": _iso(received_at, settings),
+        "received_at": iso(received_at, settings),
         "status": status,
         "reason": reason,
         "problems": list(dict.fromkeys(problems)),
@@ -187,7 +151,3 @@ def _submission(parsed: ParsedEmail, submission_id: str, digest: str, received_a
         "sha256": digest,
         "origin": origin or {},
     }
-
-
-def _iso(moment: dt.datetime, settings: Settings) -> str:
-    return moment.astimezone(settings.campaign.timezone).isoformat(timespec="seconds")

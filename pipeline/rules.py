@@ -4,7 +4,9 @@ No clock and no disk here: the pipeline passes in what the rules need.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
+from dataclasses import dataclass
 
 from parsers import normalize
 from parsers.records import FormRecord, Problem
@@ -87,3 +89,99 @@ _SEVERITY = {"accepted": 0, "withdrawn": 0, "needs-correction": 1, "rejected": 2
 
 def worst_status(statuses: list[str]) -> str:
     return max(statuses, key=_SEVERITY.__getitem__) if statuses else "accepted"
+
+
+# ---------------------------------------------------------------- the season across emails
+
+# Candidates that hold one of the county's places.
+ACTIVE_STATUSES = ("accepted", "needs-correction")
+# Words that mark a document as a report rather than a cover letter.
+REPORT_WORDS = ("报告", "总结", "论文", "调研", "研究")
+REVIEW_STATUSES = ("pooled", "shortlisted", "selected", "not-selected")
+
+_QUERY_SUBJECTS = {"查询", "查询进度"}
+
+
+def local_date(moment: dt.datetime, campaign: CampaignSettings) -> dt.date:
+    return moment.astimezone(campaign.timezone).date()
+
+
+def form_is_late(received_at: dt.datetime, campaign: CampaignSettings) -> bool:
+    """Forms count until the end of the deadline day in the campaign's time zone."""
+    return local_date(received_at, campaign) > campaign.submission_deadline
+
+
+def report_is_late(received_at: dt.datetime, campaign: CampaignSettings) -> bool:
+    return local_date(received_at, campaign) > campaign.report_deadline
+
+
+def is_status_query(subject: str) -> bool:
+    return _bare(subject) in _QUERY_SUBJECTS
+
+
+def is_withdrawal(subject: str) -> bool:
+    return _bare(subject).startswith("撤回")
+
+
+def _bare(subject: str) -> str:
+    """The subject without reply/forward prefixes, brackets and spaces."""
+    text = re.sub(r"^(\s*(re|fw|fwd|回复|转发)\s*[:：])+", "", subject.strip(), flags=re.IGNORECASE)
+    return re.sub(r"[\s【】\[\]]", "", text)
+
+
+def names_in(text: str, names: list[str]) -> list[str]:
+    """The candidates' names that occur in the text, in the given order."""
+    compact = re.sub(r"\s", "", text)
+    return [n for n in names if n and n in compact]
+
+
+@dataclass
+class QuotaDecision:
+    name: str
+    new: bool          # a candidate the county had not (or no longer) put forward
+    allowed: bool      # False: it would exceed the county's places
+
+
+def decide_quota(candidates: list[dict], names: list[str], places: int) -> list[QuotaDecision]:
+    """Judge the forms of one email together, in the email's order: a name already holding a
+    place is an update; a new name takes a free place or is refused."""
+    active = {c["name"] for c in candidates if c["status"] in ACTIVE_STATUSES}
+    decisions = []
+    for name in names:
+        if name in active:
+            decisions.append(QuotaDecision(name, new=False, allowed=True))
+        elif len(active) < places:
+            active.add(name)
+            decisions.append(QuotaDecision(name, new=True, allowed=True))
+        else:
+            decisions.append(QuotaDecision(name, new=True, allowed=False))
+    return decisions
+
+
+def places_used(candidates: list[dict]) -> int:
+    return sum(1 for c in candidates if c["status"] in ACTIVE_STATUSES)
+
+
+def withdrawal_targets(subject: str, candidates: list[dict]) -> list[str]:
+    """The county's active candidates named in a 撤回 subject."""
+    return names_in(subject, [c["name"] for c in candidates if c["status"] in ACTIVE_STATUSES])
+
+
+def is_report(title: str, filename: str, email_has_forms: bool) -> bool:
+    """A text document beside forms is a cover letter unless its name says it is a report."""
+    if not email_has_forms:
+        return True
+    return any(word in f"{title}{filename}" for word in REPORT_WORDS)
+
+
+def link_report(subject: str, filename: str, head: str, candidates: list[dict]) -> str | None:
+    """The one candidate a report is about: named in the subject or file name, else in the
+    document's opening text. None when no candidate, or more than one, is named."""
+    names = [c["name"] for c in candidates if c["status"] in ACTIVE_STATUSES]
+    for text in (f"{subject} {filename}", head):
+        found = names_in(text, names)
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            return None
+    return None

@@ -128,7 +128,8 @@ def test_starttls_works_with_the_private_ca(tmp_path, dovecot, imap_account, smt
     config = write_config(tmp_path, mailbox={
         "transport": "imap", "host": dovecot.host, "port": dovecot.port, "security": "starttls",
         "username": user, "password_env": "PW", "ca_file": str(dovecot.ca_file)})
-    dovecot.append(user, password, form_email("hetang@example.cn", samples.SAMPLE_CANDIDATE, "<st@x.cn>"))
+    dovecot.append(user, password, form_email("hetang@example.cn", samples.SAMPLE_CANDIDATE, "<st@x.cn>"),
+                   internaldate=JULY_20)
     result = intake(config, "poll", "--once", env={"PW": password})
     assert result.returncode == 0, result.stderr
     assert exported(config)["candidates"][0]["name"] == "张三"

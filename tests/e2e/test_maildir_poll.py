@@ -115,8 +115,9 @@ def test_robots_and_ourselves_get_no_reply_but_are_recorded(config):
     ([("说明.docx", b"PK\x03\x04 broken")], "unreadable-file", "附件《说明.docx》无法打开"),
     ([("推荐表.pdf", b"%PDF-1.4 scan")], "unreadable-file", "附件《推荐表.pdf》无法打开"),
     ([("扫描件.jpg", samples.sample_photo_png())], "scanned-only", "附件《扫描件.jpg》为扫描件"),
+    ([("说明.txt", "附件为推荐材料，请查收。".encode())], "nothing-recognized", "未找到推荐表"),
     ([("报告.docx", samples.build_report_docx("关于政务数据共享的调研报告", "正文。" * 50))],
-     "nothing-recognized", "未找到推荐表"),
+     "report-unmatched", "附件《报告.docx》无法对应到贵单位的推荐人选"),
 ])
 def test_what_cannot_be_read_is_explained(config, attachments, code, phrase):
     deliver(config, sample_mail.foxmail_email("tianyuan@example.cn", MAILBOX, "材料", attachments))
