@@ -144,6 +144,32 @@ def print_county_table(store, settings: Settings, console: Console | None = None
 
 
 @main.command()
+@click.argument("name")
+@click.option("--county", required=True, help="The candidate's county, as configured.")
+@click.option("--status", "review_status", required=True,
+              type=click.Choice(["pooled", "shortlisted", "selected", "not-selected"]),
+              help="The review stage's result: pooled (初选入库), shortlisted (入围), selected, not-selected.")
+@click.option("--note", default="", help="A remark kept with the mark.")
+@click.pass_context
+@_fail_cleanly
+def mark(ctx: click.Context, name: str, county: str, review_status: str, note: str) -> None:
+    """Record a review mark (初选/评审) for a candidate; no email is sent.
+
+    Example: intake mark 张三 --county 荷塘区 --status shortlisted --note "初选通过"
+    """
+    from pipeline.poll import utc_now
+    from pipeline.review import mark_candidate
+
+    settings = _settings(ctx)
+    store = _store(settings, write=True)
+    try:
+        mark_candidate(store, county, name, review_status, note, utc_now())
+    finally:
+        store.close()
+    click.echo(f"{county} {name}: {review_status}")
+
+
+@main.command()
 @click.option("--dir", "demo_dir", default="var/demo", show_default=True,
               type=click.Path(file_okay=False), help="Where to build the demo mailbox.")
 @click.pass_context

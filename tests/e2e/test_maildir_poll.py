@@ -157,3 +157,36 @@ def test_the_demo_prints_the_table_and_leaves_replies(tmp_path):
     assert all(p.suffix == ".eml" for p in (tmp_path / "demo" / "sent" / "new").iterdir())
     roster = json.loads((tmp_path / "demo" / "roster.json").read_text(encoding="utf-8"))
     assert len(roster["candidates"]) == 4 and len(roster["submissions"]) == 4
+
+
+def test_withdrawing_a_name_the_county_never_sent_asks_for_a_correction(config):
+    deliver(config, form_email("hetang@example.cn", samples.SAMPLE_CANDIDATE),
+            sample_mail.foxmail_email("hetang@example.cn", MAILBOX, "撤回李四", []))
+    assert intake(config, "poll", "--once").returncode == 0
+    replies = maildir_replies(config.parent / "sent")
+    assert [r["X-Intake-Status"] for r in replies] == ["accepted", "needs-correction"]
+    assert replies[1]["X-Intake-Problems"] == "withdraw-unmatched"
+    assert "贵单位目前的人选：张三" in body_text(replies[1])
+    assert exported(config)["candidates"][0]["status"] == "accepted"
+
+
+def test_a_status_query_from_a_county_with_nothing_yet(config):
+    deliver(config, sample_mail.foxmail_email("youxian@example.cn", MAILBOX, "查询进度", []))
+    assert intake(config, "poll", "--once").returncode == 0
+    [reply] = maildir_replies(config.parent / "sent")
+    assert reply["Subject"] == "【进度查询】攸县 信息技术能手推荐情况"
+    assert "目前尚未收到贵单位的推荐表" in body_text(reply)
+    assert "还可推荐 3 名" in body_text(reply)
+
+
+def test_review_marks_are_kept_with_the_candidate_and_send_nothing(config):
+    deliver(config, form_email("hetang@example.cn", samples.SAMPLE_CANDIDATE))
+    assert intake(config, "poll", "--once").returncode == 0
+    result = intake(config, "mark", "张三", "--county", "荷塘区", "--status", "shortlisted", "--note", "初选通过")
+    assert result.returncode == 0, result.stderr
+    [cand] = exported(config)["candidates"]
+    assert cand["review"]["status"] == "shortlisted" and cand["review"]["note"] == "初选通过"
+    assert cand["status"] == "accepted"
+    assert len(maildir_replies(config.parent / "sent")) == 1
+    missing = intake(config, "mark", "李四", "--county", "荷塘区", "--status", "pooled")
+    assert missing.returncode == 1 and "荷塘区 has no candidate named 李四" in missing.stderr
