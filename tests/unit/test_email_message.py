@@ -74,3 +74,12 @@ def test_every_corpus_email_parses_without_an_exception():
 def test_garbage_bytes_parse_to_an_empty_email():
     email = parse_email(b"\x00\xff\xfe garbage \x80\x81")
     assert email.from_addr == "" and email.attachments == []
+
+
+def test_an_empty_nested_multipart_that_trips_mail_parser_still_parses():
+    # Found by the hypothesis test: mail-parser raises on this; the standard library does not.
+    raw = (b'From:  <hetang@example.cn>\r\nTo: zzdztxhrj@163.com\r\nSubject: \r\nMessage-ID: <fixed@x>\r\n'
+           b'Content-Type: multipart/mixed; boundary="b10"\r\n\r\n--b10\r\n'
+           b'Content-Type: multipart/mixed; boundary="b11"\r\n\r\n--b11--\r\n')
+    email = parse_email(raw)
+    assert email.from_addr == "hetang@example.cn" and email.message_id == "<fixed@x>"
