@@ -1,11 +1,14 @@
 """Replies rendered from jinja2 templates into complete emails (SPEC §4)."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import urllib.parse
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import Parser
 from email.utils import format_datetime
 
 import jinja2
@@ -164,3 +167,49 @@ def _candidate_view(candidate: dict) -> dict:
             "sentences": [] if candidate["status"] in ("accepted", "withdrawn")
             else [describe(p) for p in latest.get("problems", [])],
             "report": f"已收到《{report['title'] or report['file']}》（{report['chars']}字）" if report else "尚未收到"}
+
+
+def add_attachment(msg: EmailMessage, filename: str, data: bytes, mimetype: str) -> None:
+    """Attach `data` under a name every client shows: RFC 2231 `filename*` (the standard) and an
+    RFC 2047 `name=` on the Content-Type (what QQ mail and older Outlook read; without it QQ
+    shows "tcmime.bin"). The headers are written by hand because the email package re-encodes
+    `name=` as RFC 2231 and mangles long MIME types when it folds them."""
+    head = (f"Content-Type: {mimetype};\n name=\"{_encoded_words(filename)}\"\n"
+            f"Content-Disposition: attachment;\n {_rfc2231_param('filename', filename)}\n"
+            "Content-Transfer-Encoding: base64\n\n")
+    # Headers taken from source are kept as written rather than refolded (they are folded here).
+    msg.policy = msg.policy.clone(refold_source="none")
+    part = Parser(policy=msg.policy).parsestr(head + base64.encodebytes(data).decode("ascii"))
+    if msg.get_content_type() != "multipart/mixed":
+        msg.make_mixed()
+    msg.attach(part)
+
+
+def _encoded_words(text: str, max_bytes: int = 39) -> str:
+    """RFC 2047 base64 words of at most 66 characters, one per folded line, never splitting a
+    character's UTF-8 bytes."""
+    words, chunk = [], ""
+    for char in text:
+        if len((chunk + char).encode("utf-8")) > max_bytes:
+            words.append(chunk)
+            chunk = ""
+        chunk += char
+    words.append(chunk)
+    encoded = [f"=?utf-8?B?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words]
+    return "\n  ".join(encoded)
+
+
+def _rfc2231_param(name: str, value: str, max_chars: int = 54) -> str:
+    """name*=utf-8''... split into RFC 2231 continuations (name*0*=, name*1*=) of short lines."""
+    quoted = urllib.parse.quote(value, safe="")
+    pieces, rest = [], quoted
+    while rest:
+        cut = min(max_chars, len(rest))
+        while cut < len(rest) and "%" in rest[max(cut - 2, 0):cut]:
+            cut -= 1  # never split a %XX escape
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    if len(pieces) == 1:
+        return f"{name}*=utf-8''{pieces[0]}"
+    return ";\n ".join(f"{name}*{i}*={'utf-8' + chr(39) * 2 if i == 0 else ''}{p}"
+                        for i, p in enumerate(pieces))

@@ -1,20 +1,30 @@
 """The outbox: replies are stored with the outcome they report, and sent from the store.
 
-A reply is pending until the server accepts it (sent) or refuses it for good (failed). A
-temporary refusal or an unreachable server leaves it pending for the next pass.
+A reply is pending until the server accepts it (sent) or refuses it for good (failed); a bounce
+that comes back later makes it undeliverable. A temporary refusal or an unreachable server
+leaves it pending with a `next_attempt_at` that backs off exponentially, with jitter; a
+throttling answer (163's `421 HL:ICC`, `451 MI:SFQ`, `450 MI:DMC`) also pauses the rest of the
+queue rather than hammering a server that asked us to slow down. The clock is always passed in.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 from dataclasses import dataclass
-from email import policy
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from typing import Callable
 
+from outbox.manners import reply_allowed, thread_of
 from outbox.transports import DeliveryError, TransportUnavailable
 
 log = logging.getLogger("intake.outbox")
+
+STATUSES = ("pending", "sent", "failed", "undeliverable")
+# The stored reply was folded when it was composed: send it as it is, never refolded.
+_SEND_POLICY = email_policy.SMTP.clone(refold_source="none")
 
 
 @dataclass
@@ -24,10 +34,36 @@ class DeliveryReport:
     waiting: int = 0
     error: str = ""     # why delivery stopped early, for the operator
     fatal: bool = False  # the operator must act (login refused), not just wait
+    next_attempt_at: str = ""  # the earliest pending reply's next try, ISO time
 
 
-def enqueue(store, msg: EmailMessage, submission_id: str, kind: str, now: dt.datetime) -> None:
-    """Call inside the transaction that records the submission's outcome."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long temporary failures are retried; how many replies per connection."""
+    base_seconds: float = 60.0
+    max_seconds: float = 3600.0
+    give_up_hours: float = 24.0
+    batch_size: int = 10
+
+    @classmethod
+    def from_settings(cls, smtp) -> "RetryPolicy":
+        """From the [smtp] settings (any object with these attributes; defaults otherwise)."""
+        return cls(base_seconds=getattr(smtp, "retry_base_seconds", cls.base_seconds),
+                   max_seconds=getattr(smtp, "retry_max_seconds", cls.max_seconds),
+                   give_up_hours=getattr(smtp, "retry_give_up_hours", cls.give_up_hours),
+                   batch_size=getattr(smtp, "batch_size", cls.batch_size))
+
+    def delay(self, attempts: int, rng: random.Random) -> dt.timedelta:
+        """Exponential backoff with "equal jitter": between half and all of base * 2^(n-1),
+        so replies deferred together do not all come back in the same second."""
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
+        return dt.timedelta(seconds=ceiling / 2 + rng.random() * ceiling / 2)
+
+
+def enqueue(store, msg: EmailMessage, submission_id: str, kind: str, now: dt.datetime,
+            thread: list[str] | None = None) -> None:
+    """Call inside the transaction that records the submission's outcome. `thread`: the ids the
+    answered email referred to (In-Reply-To, References), for the per-thread manners rule."""
     store.outbox.add({
         "reply_id": msg["Message-ID"],
         "submission_id": submission_id,
@@ -37,44 +73,145 @@ def enqueue(store, msg: EmailMessage, submission_id: str, kind: str, now: dt.dat
         "status": "pending",
         "attempts": 0,
         "created_at": now.isoformat(),
+        "queued_at": now.isoformat(),
+        "next_attempt_at": now.isoformat(),
         "sent_at": None,
         "last_error": "",
+        "thread": list(dict.fromkeys([*(thread or []), *str(msg.get("References", "")).split()])),
         "raw": msg.as_bytes().decode("utf-8", "surrogateescape"),
     })
 
 
-def deliver_pending(store, transport, now: dt.datetime) -> DeliveryReport:
+def enqueue_reply(store, msg: EmailMessage, submission_id: str, now: dt.datetime, limits,
+                  in_reply_to: str = "", references: list[str] | None = None) -> str | None:
+    """Queue the reply to a submission unless the manners caps forbid it (a loop, a flood).
+    Returns None when queued, else the reason no reply goes out. `limits`: the [smtp] settings."""
+    thread_ids = thread_of(in_reply_to, references or [])
+    reason = reply_allowed(store.outbox.all(), str(msg["To"]), thread_ids, now, limits)
+    if reason is None:
+        enqueue(store, msg, submission_id, "reply", now, thread=thread_ids)
+    else:
+        log.warning("no reply to %s for %s: %s", msg["To"], submission_id, reason)
+    return reason
+
+
+def due_replies(pending: list[dict], now: dt.datetime) -> list[dict]:
+    """Pending replies whose next attempt is due, oldest first."""
+    due = [r for r in pending if stored_time(r.get("next_attempt_at") or r["created_at"]) <= now]
+    return sorted(due, key=lambda r: (r.get("next_attempt_at") or "", r["created_at"]))
+
+
+def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | None = None,
+                    rng: random.Random | None = None,
+                    on_sent: Callable[[bytes], object] | None = None) -> DeliveryReport:
+    """Send the due replies, at most `policy.batch_size` over one connection. `on_sent(raw)` is
+    called after each reply is recorded as sent (to keep a copy in the Sent folder); its failure
+    never costs a delivery."""
+    policy = policy or RetryPolicy()
+    rng = rng or random.Random()
     report = DeliveryReport()
-    pending = store.outbox.with_status("pending")
-    if not pending:
-        return report
-    try:
-        with transport:
-            for reply in pending:
-                transport.reconnect_if_needed()
-                _deliver_one(store, transport, reply, now, report)
-    except TransportUnavailable as exc:
-        report.error = str(exc)
-        report.fatal = exc.needs_operator
-    report.waiting = len(store.outbox.with_status("pending"))
+    batch = due_replies(store.outbox.with_status("pending"), now)[:policy.batch_size]
+    done = 0
+    if batch:
+        try:
+            with transport:
+                for reply in batch:
+                    transport.reconnect_if_needed()
+                    throttled = _deliver_one(store, transport, reply, now, report, policy, rng, on_sent)
+                    done += 1
+                    if throttled:
+                        _pause(store, batch[done:], throttled)
+                        report.error = (f"the SMTP server asked us to slow down "
+                                        f"({store.outbox.get(reply['reply_id'])['last_error']})")
+                        log.warning("%s; the queue waits until %s", report.error, throttled)
+                        break
+        except TransportUnavailable as exc:
+            report.error = str(exc)
+            report.fatal = exc.needs_operator
+            if not exc.needs_operator:  # a refused login waits for the operator, not a backoff
+                for reply in batch[done:]:
+                    _retry_later(store, reply, str(exc), now, policy, rng, report)
+    waiting = store.outbox.with_status("pending")
+    report.waiting = len(waiting)
+    report.next_attempt_at = min((r.get("next_attempt_at") or "" for r in waiting), default="")
     return report
 
 
-def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: DeliveryReport) -> None:
-    msg = BytesParser(policy=policy.SMTP).parsebytes(reply["raw"].encode("utf-8", "surrogateescape"))
-    attempts = reply["attempts"] + 1
+def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: DeliveryReport,
+                 policy: RetryPolicy, rng: random.Random, on_sent) -> str:
+    """Returns the reply's next_attempt_at when the server throttled us, else ""."""
+    raw = reply["raw"].encode("utf-8", "surrogateescape")
+    msg = BytesParser(policy=_SEND_POLICY).parsebytes(raw)
     try:
         transport.send(msg)
     except DeliveryError as exc:
-        status = "failed" if exc.permanent else "pending"
-        with store.transaction():
-            store.outbox.update(reply["reply_id"], status=status, attempts=attempts,
-                                last_error=str(exc))
         if exc.permanent:
+            with store.transaction():
+                store.outbox.update(reply["reply_id"], status="failed", attempts=reply["attempts"] + 1,
+                                    last_error=str(exc), failed_at=now.isoformat())
             report.failed += 1
             log.warning("reply %s refused for good: %s", reply["reply_id"], exc)
-        return
+            return ""
+        until = _retry_later(store, reply, str(exc), now, policy, rng, report)
+        if not exc.throttled:
+            return ""
+        return until or (now + policy.delay(1, rng)).isoformat()
     with store.transaction():
-        store.outbox.update(reply["reply_id"], status="sent", attempts=attempts,
-                            sent_at=now.isoformat(), last_error="")
+        store.outbox.update(reply["reply_id"], status="sent", attempts=reply["attempts"] + 1,
+                            sent_at=now.isoformat(), last_error="", next_attempt_at=None)
     report.sent += 1
+    _keep_copy(on_sent, msg, reply["reply_id"])
+    return ""
+
+
+def _retry_later(store, reply: dict, error: str, now: dt.datetime, policy: RetryPolicy,
+                 rng: random.Random, report: DeliveryReport) -> str:
+    """A temporary failure: back off, or give up once the reply has waited too long."""
+    attempts = reply["attempts"] + 1
+    queued = stored_time(reply.get("queued_at") or reply["created_at"])
+    if now - queued >= dt.timedelta(hours=policy.give_up_hours):
+        with store.transaction():
+            store.outbox.update(reply["reply_id"], status="failed", attempts=attempts,
+                                last_error=f"gave up after {policy.give_up_hours:g} h: {error}",
+                                failed_at=now.isoformat())
+        report.failed += 1
+        log.warning("reply %s given up after %g h: %s", reply["reply_id"], policy.give_up_hours, error)
+        return ""
+    until = (now + policy.delay(attempts, rng)).isoformat()
+    with store.transaction():
+        store.outbox.update(reply["reply_id"], attempts=attempts, last_error=error,
+                            next_attempt_at=until)
+    return until
+
+
+def _pause(store, replies: list[dict], until: str) -> None:
+    """The server throttled us: the rest of the batch waits as long (not counted as attempts)."""
+    with store.transaction():
+        for reply in replies:
+            if stored_time(reply.get("next_attempt_at") or reply["created_at"]) < stored_time(until):
+                store.outbox.update(reply["reply_id"], next_attempt_at=until)
+
+
+def _keep_copy(on_sent, msg: EmailMessage, reply_id: str) -> None:
+    if on_sent is None:
+        return
+    try:
+        on_sent(msg.as_bytes())
+    except Exception as exc:  # noqa: BLE001 — the reply is out; a missing copy is only logged
+        log.warning("reply %s sent, but no copy kept in the Sent folder: %s", reply_id, exc)
+
+
+def requeue_failed(store, now: dt.datetime) -> int:
+    """`intake outbox --retry`: failed replies become pending again, due now, with a fresh
+    give-up period. Undeliverable ones stay: their address bounced."""
+    failed = store.outbox.with_status("failed")
+    with store.transaction():
+        for reply in failed:
+            store.outbox.update(reply["reply_id"], status="pending", queued_at=now.isoformat(),
+                                next_attempt_at=now.isoformat())
+    return len(failed)
+
+
+def stored_time(iso: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(iso)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)

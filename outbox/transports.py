@@ -5,6 +5,7 @@ Nothing else in intake opens an SMTP socket.
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -15,11 +16,21 @@ from pathlib import Path
 
 
 class DeliveryError(Exception):
-    """A message could not be handed over. `permanent` failures are never retried."""
+    """A message could not be handed over. `permanent` failures are never retried; `throttled`
+    means the server wants fewer messages from us for a while (stop the batch)."""
 
-    def __init__(self, message: str, permanent: bool):
+    def __init__(self, message: str, permanent: bool, throttled: bool = False):
         super().__init__(message)
         self.permanent = permanent
+        self.throttled = throttled
+
+
+# 163's rate limits: 421 HL:ICC / HL:IFC / HL:MEP, 450 MI:DMC / MI:CEL, 451 MI:SFQ / RP:QRC ...
+_THROTTLE_MARK = re.compile(r"\b(HL|MI|RP):[A-Z]{3}\b")
+
+
+def is_throttling(code: int, text: str) -> bool:
+    return code == 421 or (400 <= code < 500 and bool(_THROTTLE_MARK.search(text)))
 
 
 class TransportUnavailable(Exception):
@@ -100,15 +111,18 @@ class SmtpTransport:
                                               to_addrs=recipients(msg))
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
-            raise DeliveryError(_answer(exc.recipients), permanent=all(c >= 500 for c in codes)) from None
+            text = _answer(exc.recipients)
+            raise DeliveryError(text, permanent=all(c >= 500 for c in codes),
+                                throttled=any(is_throttling(c, text) for c in codes)) from None
         except smtplib.SMTPResponseException as exc:
             text = f"{exc.smtp_code} {_text(exc.smtp_error)}"
             if exc.smtp_code >= 500:
                 raise DeliveryError(text, permanent=True) from None
-            self._conn = None  # a 4xx may leave the session unusable: reconnect next time
-            raise DeliveryError(text, permanent=False) from None
+            self._drop()  # a 4xx may leave the session unusable: reconnect next time
+            # A 4xx to MAIL or DATA is the server's, not one recipient's: stop the batch.
+            raise DeliveryError(text, permanent=False, throttled=True) from None
         except (smtplib.SMTPException, OSError) as exc:
-            self._conn = None
+            self._drop()
             raise TransportUnavailable(f"connection to {self.host}:{self.port} lost: {_describe(exc)}") from None
         if refused:
             raise DeliveryError(_answer(refused), permanent=True)
@@ -116,6 +130,11 @@ class SmtpTransport:
     def reconnect_if_needed(self) -> None:
         if self._conn is None:
             self._conn = self._connect()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class MaildirTransport:

@@ -5,7 +5,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from outbox.queue import DeliveryReport, deliver_pending
+from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending
 from outbox.transports import transport_for
 from pipeline.process import process_message
 from pipeline.settings import Settings
@@ -39,7 +39,11 @@ def run_pass(settings: Settings, store, clock=utc_now) -> PassReport:
         for incoming in source.new_messages(store.ledger):
             report.read += 1
             _take(store, settings, source, incoming, clock(), report)
-    report.delivery = deliver_pending(store, transport_for(settings.smtp), clock())
+        # Still inside the mailbox session: a copy of each reply goes to its Sent folder
+        # over the same login.
+        report.delivery = deliver_pending(store, transport_for(settings.smtp), clock(),
+                                          RetryPolicy.from_settings(settings.smtp),
+                                          on_sent=source.append_sent)
     return report
 
 

@@ -46,6 +46,13 @@ class SmtpSettings:
     path: Path = Path("var/mail/sent")
     ca_file: Path | None = None
     timeout: float = 30.0
+    # The outbox (outbox/queue.py, outbox/manners.py): retries and the caps against loops.
+    batch_size: int = 10
+    retry_base_seconds: float = 60.0
+    retry_max_seconds: float = 3600.0
+    retry_give_up_hours: float = 24.0
+    per_sender_hourly_cap: int = 20
+    thread_window_minutes: float = 60.0
 
     def password(self) -> str:
         return _secret(self.password_env, "smtp.password_env")
@@ -216,12 +223,24 @@ def _smtp(s: _Section) -> SmtpSettings:
     if "@" not in from_address:
         raise s._fail("from_address", "must be an email address")
     if transport == "maildir":
-        return SmtpSettings(transport, from_address=from_address, path=s.path("path"))
+        return SmtpSettings(transport, from_address=from_address, path=s.path("path"), **_outbox_keys(s))
     return SmtpSettings(
         transport, host=s.get("host", str), port=s.port("port", 465),
         security=s.choice("security", SECURITIES, "ssl"), username=s.get("username", str, ""),
         password_env=s.get("password_env", str, ""), from_address=from_address,
-        ca_file=s.path("ca_file", None), timeout=s.get("timeout", float, 30.0))
+        ca_file=s.path("ca_file", None), timeout=s.get("timeout", float, 30.0), **_outbox_keys(s))
+
+
+def _outbox_keys(s: _Section) -> dict:
+    """The optional [smtp] keys of the outbox; each must be above zero."""
+    keys = {"batch_size": (int, 10), "retry_base_seconds": (float, 60.0),
+            "retry_max_seconds": (float, 3600.0), "retry_give_up_hours": (float, 24.0),
+            "per_sender_hourly_cap": (int, 20), "thread_window_minutes": (float, 60.0)}
+    values = {key: s.get(key, kind, default) for key, (kind, default) in keys.items()}
+    for key, value in values.items():
+        if value <= 0:
+            raise s._fail(key, f"must be above zero, not {value}")
+    return values
 
 
 def _store(s: _Section) -> StoreSettings:

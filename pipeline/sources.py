@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import imaplib
 import logging
-import mailbox
 import os
 import socket
 import ssl
@@ -17,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from imapclient import IMAPClient
+from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import SENT
 
 from outbox.transports import ssl_context
 from pipeline.errors import MailboxError
@@ -48,7 +48,9 @@ class MaildirSource:
 
     def __enter__(self) -> "MaildirSource":
         try:
-            self.box = mailbox.Maildir(self.path, factory=None, create=True)
+            # An operator may have made only new/: processed messages need cur/ too.
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise MailboxError(f"cannot open the Maildir {self.path}: {exc.strerror or exc}") from None
         return self
@@ -80,6 +82,10 @@ class MaildirSource:
             pass
 
     commit_after = True   # Maildir marks a message done after the store commits
+
+    def append_sent(self, raw: bytes, when: dt.datetime | None = None) -> bool:
+        """No Sent folder to keep: the Maildir transport's folder is the record of what left."""
+        return False
 
 
 class ImapSource:
@@ -172,6 +178,26 @@ class ImapSource:
         if known_validity != incoming.uidvalidity:
             last = 0
         ledger.set(incoming.folder, incoming.uidvalidity, max(last, incoming.uid))
+
+    def append_sent(self, raw: bytes, when: dt.datetime | None = None) -> bool:
+        """APPEND a sent reply, marked read, to the folder flagged SPECIAL-USE \\Sent (its name
+        differs by server and language: Sent, 已发送, Sent Messages). Never raises: a missing
+        copy is one log line, the reply itself is already out."""
+        try:
+            folder = self._sent_folder()
+            if folder is None:
+                log.warning("no copy kept of a sent reply: %s has no \\Sent folder", self.s.host)
+                return False
+            self.client.append(folder, raw, flags=(SEEN,), msg_time=when)
+            return True
+        except (IMAPClientError, imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError) as exc:
+            log.warning("no copy kept of a sent reply in the Sent folder on %s: %s", self.s.host, exc)
+            return False
+
+    def _sent_folder(self) -> str | None:
+        if not hasattr(self, "_sent"):
+            self._sent = self.client.find_special_folder(SENT)
+        return self._sent
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

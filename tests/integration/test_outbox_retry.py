@@ -1,0 +1,187 @@
+"""The outbox against a real SMTP server (aiosmtpd) with a clock the test controls: backoff with
+jitter on 4xx and unreachable servers, 163's throttling answers stop the batch, 5xx fail for good,
+and a reply is delivered once however many passes it takes."""
+import datetime as dt
+import random
+from email.message import EmailMessage
+
+import pytest
+
+from outbox.queue import RetryPolicy, deliver_pending, enqueue, requeue_failed
+from outbox.transports import SmtpTransport
+from store.repository import Store
+
+T0 = dt.datetime(2022, 7, 20, 2, 0, tzinfo=dt.timezone.utc)
+POLICY = RetryPolicy(base_seconds=60, max_seconds=3600, give_up_hours=24, batch_size=10)
+
+
+def reply(n: int) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "zzdztxhrj@163.com"
+    msg["To"] = "hetang@example.cn"
+    msg["Subject"] = f"【已受理】荷塘区 张三{n} 信息技术能手推荐表"
+    msg["Message-ID"] = f"<reply-{n}@163.com>"
+    msg.set_content("荷塘区科工信局：您好！")
+    return msg
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "intake.json", tmp_path / "files")
+    yield s
+    s.close()
+
+
+def queue(store, *numbers: int, at: dt.datetime = T0) -> None:
+    with store.transaction():
+        for n in numbers:
+            enqueue(store, reply(n), f"<sub-{n}@example.cn>", "reply", at)
+
+
+def transport(server) -> SmtpTransport:
+    return SmtpTransport("127.0.0.1", server.port, "none", "intake@example.cn", "smtp-secret",
+                         "zzdztxhrj@163.com", None, timeout=5)
+
+
+def deliver(store, server, at: dt.datetime, **kwargs):
+    return deliver_pending(store, transport(server), at, POLICY, random.Random(7), **kwargs)
+
+
+def test_421_twice_then_accepted_is_one_delivery_after_backing_off(store, smtp_server):
+    queue(store, 1)
+    smtp_server.respond_with(["421 4.7.0 HL:ICC too many connections", "421 4.7.0 HL:ICC", None])
+
+    first = deliver(store, smtp_server, T0)
+    assert (first.sent, first.waiting) == (0, 1) and "HL:ICC" in first.error
+    [waiting] = store.outbox.with_status("pending")
+    assert waiting["attempts"] == 1 and "421" in waiting["last_error"]
+    wait_1 = dt.datetime.fromisoformat(waiting["next_attempt_at"]) - T0
+    assert dt.timedelta(seconds=30) <= wait_1 <= dt.timedelta(seconds=60)
+
+    # Not due yet: nothing is tried, the server sees no new attempt.
+    assert deliver(store, smtp_server, T0 + dt.timedelta(seconds=20)).sent == 0
+    assert len(smtp_server.attempts) == 1
+
+    second_at = T0 + dt.timedelta(seconds=61)
+    assert deliver(store, smtp_server, second_at).sent == 0
+    [waiting] = store.outbox.with_status("pending")
+    wait_2 = dt.datetime.fromisoformat(waiting["next_attempt_at"]) - second_at
+    assert dt.timedelta(seconds=60) <= wait_2 <= dt.timedelta(seconds=120)  # doubled
+
+    third_at = second_at + dt.timedelta(seconds=121)
+    assert deliver(store, smtp_server, third_at).sent == 1
+    for minutes in (5, 60, 600):
+        assert deliver(store, smtp_server, third_at + dt.timedelta(minutes=minutes)).sent == 0
+    assert [a.reply for a in smtp_server.attempts] == ["421 4.7.0 HL:ICC too many connections",
+                                                       "421 4.7.0 HL:ICC", "250 OK"]
+    [got] = smtp_server.wait_for(1)
+    assert got.message["Message-ID"] == "<reply-1@163.com>"
+    [sent] = store.outbox.with_status("sent")
+    assert sent["attempts"] == 3 and sent["last_error"] == ""
+
+
+@pytest.mark.parametrize("answer", ["451 4.7.1 MI:SFQ 发信人在15分钟内的发信数量超过限制",
+                                    "450 4.7.1 MI:DMC 当前连接发送的邮件数量超出限制",
+                                    "421 4.7.0 HL:ICC"])
+def test_a_throttling_answer_stops_the_batch_and_pauses_the_queue(store, smtp_server, answer):
+    queue(store, 1, 2, 3)
+    smtp_server.respond_with([answer])
+    report = deliver(store, smtp_server, T0)
+    assert report.sent == 0 and report.waiting == 3
+    assert len(smtp_server.attempts) == 1  # the other two were not tried against a throttling server
+    pending = store.outbox.with_status("pending")
+    tried = [r for r in pending if r["attempts"] == 1]
+    assert len(tried) == 1
+    resume = tried[0]["next_attempt_at"]
+    assert all(r["next_attempt_at"] == resume for r in pending)  # all wait as long, not attempts
+    assert deliver(store, smtp_server, T0 + dt.timedelta(seconds=29)).sent == 0
+    assert len(smtp_server.attempts) == 1
+    later = dt.datetime.fromisoformat(resume) + dt.timedelta(seconds=1)
+    assert deliver(store, smtp_server, later).sent == 3
+    assert len(smtp_server.wait_for(3)) == 3
+
+
+def test_554_is_failed_at_once_and_never_retried(store, smtp_server):
+    queue(store, 1)
+    smtp_server.respond_with(["554 DT:SPM 8 spam mail rejected"])
+    report = deliver(store, smtp_server, T0)
+    assert report.failed == 1 and report.waiting == 0
+    [failed] = store.outbox.with_status("failed")
+    assert failed["last_error"].startswith("554") and "DT:SPM" in failed["last_error"]
+    for hours in (1, 5, 48):
+        deliver(store, smtp_server, T0 + dt.timedelta(hours=hours))
+    assert len(smtp_server.attempts) == 1 and smtp_server.messages == []
+
+
+def test_retry_requeues_a_failed_reply_which_then_goes_once(store, smtp_server):
+    queue(store, 1)
+    smtp_server.respond_with(["554 DT:SPM 8"])
+    deliver(store, smtp_server, T0)
+    later = T0 + dt.timedelta(hours=3)
+    assert requeue_failed(store, later) == 1
+    assert deliver(store, smtp_server, later).sent == 1
+    assert deliver(store, smtp_server, later + dt.timedelta(hours=1)).sent == 0
+    assert len(smtp_server.wait_for(1)) == 1
+
+
+def test_an_unreachable_server_backs_off_and_the_replies_go_later(store, smtp_server):
+    queue(store, 1, 2)
+    smtp_server.stop()
+    report = deliver(store, smtp_server, T0)
+    assert "unreachable" in report.error and not report.fatal and report.waiting == 2
+    assert all(r["attempts"] == 1 and "unreachable" in r["last_error"]
+               for r in store.outbox.with_status("pending"))
+    smtp_server.start()
+    assert deliver(store, smtp_server, T0 + dt.timedelta(seconds=10)).sent == 0  # still backing off
+    assert deliver(store, smtp_server, T0 + dt.timedelta(minutes=2)).sent == 2
+    assert deliver(store, smtp_server, T0 + dt.timedelta(minutes=30)).sent == 0
+    assert len(smtp_server.wait_for(2)) == 2
+
+
+def test_a_refused_login_leaves_the_replies_untouched_for_the_operator(store, smtp_server):
+    queue(store, 1)
+    bad = SmtpTransport("127.0.0.1", smtp_server.port, "none", "intake@example.cn", "wrong",
+                        "zzdztxhrj@163.com", None, timeout=5)
+    report = deliver_pending(store, bad, T0, POLICY)
+    assert report.fatal and "refused the login" in report.error
+    [waiting] = store.outbox.with_status("pending")
+    assert waiting["attempts"] == 0 and waiting["next_attempt_at"] == T0.isoformat()
+
+
+def test_a_reply_that_keeps_failing_temporarily_is_given_up_after_a_day(store, smtp_server):
+    queue(store, 1)
+    smtp_server.respond_with(["451 4.3.0 try again later"])
+    deliver(store, smtp_server, T0 + dt.timedelta(hours=25))
+    [failed] = store.outbox.with_status("failed")
+    assert failed["last_error"].startswith("gave up after 24 h: 451")
+
+
+def test_one_connection_carries_at_most_a_small_batch(store, smtp_server):
+    queue(store, *range(1, 13))
+    report = deliver(store, smtp_server, T0)
+    assert (report.sent, report.waiting) == (10, 2)
+    assert deliver(store, smtp_server, T0 + dt.timedelta(seconds=60)).sent == 2
+    assert len({m.message["Message-ID"] for m in smtp_server.wait_for(12)}) == 12
+
+
+def test_the_backoff_grows_to_its_ceiling_with_jitter():
+    rng = random.Random(1)
+    for attempts, ceiling in ((1, 60), (2, 120), (3, 240), (7, 3600), (20, 3600)):
+        delays = {POLICY.delay(attempts, rng).total_seconds() for _ in range(20)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jitter: replies deferred together come back apart
+
+
+def test_a_failing_sent_copy_never_costs_the_delivery(store, smtp_server, caplog):
+    queue(store, 1)
+    copies = []
+
+    def broken_copy(raw: bytes):
+        copies.append(raw)
+        raise OSError("IMAP connection reset")
+
+    assert deliver(store, smtp_server, T0, on_sent=broken_copy).sent == 1
+    assert copies and b"<reply-1@163.com>" in copies[0]
+    assert store.outbox.with_status("sent")
+    assert "no copy kept" in caplog.text
+    assert deliver(store, smtp_server, T0 + dt.timedelta(hours=1)).sent == 0
