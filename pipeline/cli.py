@@ -5,7 +5,6 @@ Errors an operator must act on end as one line on stderr and exit 1; usage error
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
@@ -88,37 +87,43 @@ def poll(ctx: click.Context, once: bool) -> None:
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True,
-              help="Export format.")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xlsx", "docx"]), default="json",
+              show_default=True,
+              help="json (everything), csv / xlsx (the roster for Excel and WPS), "
+                   "docx (accepted candidates' forms for the review panel).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write to this file instead of standard output.")
+              help="Write to this file instead of standard output (required for xlsx and docx).")
 @click.pass_context
 @_fail_cleanly
 def export(ctx: click.Context, fmt: str, output: str | None) -> None:
     """Export the roster: every candidate and every message read.
 
-    Example: intake export --format json -o roster.json
+    Example: intake export --format xlsx -o 推荐名单.xlsx
     """
-    from pipeline.roster import export_roster
+    from pipeline.exports import BINARY_FORMATS, export_bytes
 
+    if fmt in BINARY_FORMATS and not output:
+        raise click.UsageError(f"--format {fmt} writes a binary file: give it one with -o FILE")
     settings = _settings(ctx)
     store = _store(settings)
     try:
-        text = json.dumps(export_roster(store), ensure_ascii=False, indent=2)
+        data = export_bytes(fmt, store, settings)
     finally:
         store.close()
     if output:
-        Path(output).write_text(text + "\n", encoding="utf-8")
+        Path(output).write_bytes(data)
         os.chmod(output, 0o600)
     else:
-        click.echo(text)
+        stdout = click.get_binary_stream("stdout")
+        stdout.write(data)
+        stdout.flush()
 
 
 @main.command()
 @click.pass_context
 @_fail_cleanly
 def status(ctx: click.Context) -> None:
-    """Show a per-county table: candidates by status, places used, last submission.
+    """Show a per-county table with the digest's figures, waiting counties and open issues.
 
     Example: intake status
     """
@@ -131,16 +136,108 @@ def status(ctx: click.Context) -> None:
 
 
 def print_county_table(store, settings: Settings, console: Console | None = None) -> None:
-    from pipeline.roster import county_rows
+    """The digest's figures as of now (pipeline.digest.build_figures), as a terminal table."""
+    from pipeline.digest import build_figures, local_today, utc_now
 
+    now = utc_now()
+    figures = build_figures(store, settings, local_today(settings, now), now)
     table = Table(title="信息技术能手推荐 · 各县市区报送情况")
     for header in ("县市区", "已受理", "需补正", "已撤回", "名额", "报告", "最近报送"):
         table.add_column(header)
-    for row in county_rows(store, settings):
+    for row in figures.rows:
         table.add_row(row.county, str(row.accepted), str(row.needs_correction), str(row.withdrawn),
                       f"{row.places_used}/{row.places_max}", str(row.reports),
                       row.last_submission[:16].replace("T", " ") or "—")
-    (console or Console()).print(table)
+    console = console or Console()
+    console.print(table)
+    for line in status_lines(figures):
+        console.print(line)
+
+
+def status_lines(figures) -> list[str]:
+    from outbox.digest import deadline_line
+
+    t = figures.totals
+    waiting = "、".join(w.county for w in figures.waiting) or "无"
+    deadline = deadline_line(figures.days_left, figures.deadline)
+    return [
+        f"合计：推荐人选 {t.candidates} 名（已受理 {t.accepted}，需补正 {t.needs_correction}），"
+        f"名额 {t.places_used}/{t.places_total}，报告 {t.reports} 份",
+        f"尚未报送：{waiting}。" + (f"[red]{deadline}[/red]" if figures.urgent else deadline),
+        f"未登记的发件地址：{len(figures.unknown_senders)} 个；未能送达的邮件：{len(figures.failed_replies)} 封",
+    ]
+
+
+@main.command(name="outbox")
+@click.option("--retry", is_flag=True, help="Re-queue the failed replies; the next pass sends them.")
+@click.pass_context
+@_fail_cleanly
+def outbox_command(ctx: click.Context, retry: bool) -> None:
+    """List the replies waiting, failed, undeliverable or sent in the last 24 hours.
+
+    Example: intake outbox --retry
+    """
+    from outbox.listing import outbox_rows, outbox_table
+    from outbox.queue import requeue_failed
+    from pipeline.poll import utc_now
+
+    settings = _settings(ctx)
+    store = _store(settings, write=retry)
+    try:
+        if retry:
+            click.echo(f"re-queued {requeue_failed(store, utc_now())} failed reply(ies) for the next pass")
+        rows = outbox_rows(store, utc_now())
+    finally:
+        store.close()
+    Console().print(outbox_table(rows, settings.campaign.timezone))
+
+
+@main.command()
+@click.option("--date", "date_text", metavar="YYYY-MM-DD",
+              help="The digest's date (default: today in the campaign's time zone).")
+@click.option("--dry-run", is_flag=True, help="Print the text digest; send and record nothing.")
+@click.option("--force", is_flag=True, help="Send again even if this date's digest was sent.")
+@click.pass_context
+@_fail_cleanly
+def digest(ctx: click.Context, date_text: str | None, dry_run: bool, force: bool) -> None:
+    """Build the daily digest and send it to [digest] to, once per date.
+
+    Example: intake digest --date 2022-07-20 --dry-run
+    """
+    import datetime as dt
+
+    from outbox.digest import render_digest
+    from pipeline.digest import build_figures, local_today, send_digest, utc_now
+
+    now = utc_now()
+    try:
+        date = dt.date.fromisoformat(date_text) if date_text else None
+    except ValueError:
+        raise click.BadParameter(f"{date_text!r} is not a date like 2022-07-20", param_hint="--date")
+    settings = _settings(ctx)
+    date = date or local_today(settings, now)
+    store = _store(settings, write=not dry_run)
+    try:
+        if dry_run:
+            click.echo(render_digest(build_figures(store, settings, date, now))[0], nl=False)
+            return
+        outcome = send_digest(settings, store, date, now, force=force)
+    finally:
+        store.close()
+    d = outcome.delivery
+    if outcome.queued:
+        click.echo(f"digest for {date} queued for {', '.join(settings.digest.to)} "
+                   f"({outcome.message_id}): {outcome.status}")
+    elif outcome.status == "pending":
+        click.echo(f"digest for {date} is already queued ({outcome.message_id}) and waits in the "
+                   f"outbox for its next attempt; nothing new queued")
+    else:
+        click.echo(f"digest for {date} was already {outcome.status} ({outcome.message_id}); "
+                   f"nothing new queued (use --force to send it again)")
+    if d.error:
+        click.echo(f"intake: warning: not sent yet: {d.error}", err=True)
+        if d.fatal:
+            sys.exit(1)
 
 
 @main.command()

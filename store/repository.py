@@ -36,6 +36,7 @@ class Store:
         self.candidates = Candidates(self.db.table("candidates"))
         self.ledger = Ledger(self.db.table("ledger"))
         self.outbox = Outbox(self.db.table("outbox"))
+        self.digests = Digests(self.db.table("digests"))
         self.files = FileStore(Path(files_dir))
         self._lock_fh = None
 
@@ -55,7 +56,7 @@ class Store:
 
     def _rollback(self) -> None:
         self._storage.rollback()
-        for table in (self.submissions, self.candidates, self.ledger, self.outbox):
+        for table in (self.submissions, self.candidates, self.ledger, self.outbox, self.digests):
             table.table.clear_cache()
 
     def lock(self) -> None:
@@ -147,6 +148,32 @@ class Outbox(_Repository):
 
     def update(self, reply_id: str, **fields) -> None:
         self.table.update(fields, Query().reply_id == reply_id)
+
+    def undeliverable(self) -> list[dict]:
+        """Replies that bounced; `flagged_address` is the county address that could not be reached."""
+        return self.with_status("undeliverable")
+
+
+class Digests(_Repository):
+    """The daily digest ledger: one document per date, so a date's digest goes out once."""
+
+    def get(self, date: str) -> dict | None:
+        doc = self.table.get(Query().date == date)
+        return _plain(doc) if doc else None
+
+    def record(self, date: str, message_id: str, cutoff: str, sent_at: str) -> None:
+        """Note the digest queued for `date`; a forced resend keeps the earlier Message-IDs."""
+        earlier = self.get(date) or {}
+        self.table.upsert({"date": date, "message_id": message_id, "cutoff": cutoff,
+                           "sent_at": sent_at,
+                           "message_ids": [*earlier.get("message_ids", []), message_id]},
+                          Query().date == date)
+
+    def latest_before(self, date: str) -> dict | None:
+        """The digest of the closest earlier date: what "new since the previous digest" is
+        measured from."""
+        earlier = [d for d in self.table.all() if d["date"] < date]
+        return _plain(max(earlier, key=lambda d: d["date"])) if earlier else None
 
 
 class FileStore:

@@ -1,0 +1,278 @@
+"""The municipal contact's daily digest (SPEC §5): its figures — pure functions of the store's
+records, the date and the settings — and the rule that each date's digest goes out once.
+
+How it looks is outbox/digest.py's business; this module decides what it says and when.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from outbox.compose import reply_message_id
+from outbox.digest import compose_digest, roster_filename
+from outbox.queue import DeliveryReport, deliver_pending, enqueue
+from outbox.transports import transport_for
+from outbox.wording import describe
+from pipeline.exports import roster_xlsx
+from pipeline.roster import CountyRow, in_county_order, latest_problems, roster_as_of, rows_for
+from pipeline.settings import Settings
+
+DIGEST_KIND = "digest"
+URGENT_DAYS = 7          # fewer days left than this before the deadline: shown in red
+UNKNOWN_WITHOUT_DOCUMENTS = "unknown sender without documents"
+SETTLED_REPLIES = ("pending", "sent")
+OPEN_STATUSES = ("needs-correction", "rejected")   # candidates someone still has to act on   # any other outbox status is a reply that did not arrive
+
+
+@dataclass
+class Totals:
+    counties: int
+    counties_with_candidates: int
+    candidates: int          # holding a place: accepted or needing correction
+    accepted: int
+    needs_correction: int
+    rejected: int
+    withdrawn: int
+    places_used: int
+    places_total: int
+    reports: int
+    emails: int              # emails answered
+    skipped: int             # emails recorded without a reply (auto-replies, bounces, ...)
+
+
+@dataclass
+class WaitingCounty:
+    """A county with no candidate holding a place yet."""
+    county: str
+    emails: int              # emails it sent that gave no candidate (unreadable, no form, ...)
+
+
+@dataclass
+class NewSubmission:
+    received_at: str
+    county: str | None
+    sender: str
+    subject: str
+    status: str
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OpenProblem:
+    county: str
+    name: str
+    status: str
+    received_at: str
+    sentences: list[str]
+
+
+@dataclass
+class UnknownSender:
+    address: str
+    emails: int
+    last_received: str
+    last_subject: str
+
+
+@dataclass
+class FailedReply:
+    to: str
+    subject: str
+    kind: str
+    status: str
+    error: str
+    created_at: str
+
+
+@dataclass
+class DigestFigures:
+    date: dt.date
+    cutoff: dt.datetime                   # what arrived up to this moment is counted
+    previous_cutoff: dt.datetime | None   # the previous digest's cut-off; None for the first
+    deadline: dt.date
+    days_left: int                        # from `date` to the submission deadline
+    totals: Totals
+    rows: list[CountyRow]
+    waiting: list[WaitingCounty]
+    new: list[NewSubmission]
+    new_skipped: int                      # emails since the previous digest that got no reply
+    problems: list[OpenProblem]
+    unknown_senders: list[UnknownSender]
+    failed_replies: list[FailedReply]
+
+    @property
+    def urgent(self) -> bool:
+        return self.days_left < URGENT_DAYS
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def local_today(settings: Settings, now: dt.datetime) -> dt.date:
+    return now.astimezone(settings.campaign.timezone).date()
+
+
+def cutoff_for(date: dt.date, settings: Settings, now: dt.datetime) -> dt.datetime:
+    """A digest counts what arrived up to now — or, for a past date, up to that day's end."""
+    tz = settings.campaign.timezone
+    day_end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
+    return min(now.astimezone(tz), day_end)
+
+
+def build_figures(store, settings: Settings, date: dt.date, now: dt.datetime) -> DigestFigures:
+    cutoff = cutoff_for(date, settings, now)
+    previous = store.digests.latest_before(date.isoformat())
+    previous_cutoff = dt.datetime.fromisoformat(previous["cutoff"]) if previous else None
+    candidates, submissions = roster_as_of(store, cutoff)
+    candidates = in_county_order(candidates, settings)
+    rows = rows_for(candidates, submissions, settings)
+    deadline = settings.campaign.submission_deadline
+    return DigestFigures(
+        date=date, cutoff=cutoff, previous_cutoff=previous_cutoff, deadline=deadline,
+        days_left=(deadline - date).days,
+        totals=_totals(rows, submissions),
+        rows=rows,
+        waiting=[WaitingCounty(r.county, r.emails) for r in rows if not r.has_candidates],
+        new=_new_since(submissions, candidates, previous_cutoff),
+        new_skipped=sum(1 for s in _since(submissions, previous_cutoff) if s["status"] == "skipped"),
+        problems=_open_problems(candidates),
+        unknown_senders=_unknown_senders(submissions, settings),
+        failed_replies=_failed_replies(store.outbox.all(), settings),
+    )
+
+
+def _totals(rows: list[CountyRow], submissions: list[dict]) -> Totals:
+    def total(attr: str) -> int:
+        return sum(getattr(r, attr) for r in rows)
+    return Totals(
+        counties=len(rows), counties_with_candidates=sum(r.has_candidates for r in rows),
+        candidates=total("places_used"), accepted=total("accepted"),
+        needs_correction=total("needs_correction"), rejected=total("rejected"),
+        withdrawn=total("withdrawn"), places_used=total("places_used"),
+        places_total=sum(r.places_max for r in rows), reports=total("reports"),
+        emails=sum(1 for s in submissions if s["status"] != "skipped"),
+        skipped=sum(1 for s in submissions if s["status"] == "skipped"))
+
+
+def _since(submissions: list[dict], previous_cutoff: dt.datetime | None) -> list[dict]:
+    if previous_cutoff is None:
+        return list(submissions)
+    return [s for s in submissions if dt.datetime.fromisoformat(s["received_at"]) > previous_cutoff]
+
+
+def _new_since(submissions: list[dict], candidates: list[dict],
+               previous_cutoff: dt.datetime | None) -> list[NewSubmission]:
+    names_by_message: dict[str, list[str]] = {}
+    for cand in candidates:
+        reports = cand.get("reports") or ([cand["report"]] if cand.get("report") else [])
+        for entry in (*(cand.get("versions") or []), *reports, *(cand.get("withdrawals") or [])):
+            names_by_message.setdefault(entry.get("message_id", ""), []).append(cand["name"])
+    fresh = sorted((s for s in _since(submissions, previous_cutoff) if s["status"] != "skipped"),
+                   key=lambda s: s["received_at"])
+    return [NewSubmission(s["received_at"], s.get("county"), s.get("from", ""), s.get("subject", ""),
+                          s["status"], list(dict.fromkeys(names_by_message.get(s["message_id"], []))))
+            for s in fresh]
+
+
+def _open_problems(candidates: list[dict]) -> list[OpenProblem]:
+    """Candidates that are neither accepted nor withdrawn, with what the county was told."""
+    open_ = []
+    for cand in candidates:
+        if cand["status"] not in OPEN_STATUSES:
+            continue
+        sentences = [describe(p) if isinstance(p, dict) else describe({"code": p})
+                     for p in latest_problems(cand)]
+        versions = cand.get("versions") or [{}]
+        open_.append(OpenProblem(cand["county"], cand["name"], cand["status"],
+                                 versions[-1].get("received_at", ""), sentences))
+    return open_
+
+
+def _unknown_senders(submissions: list[dict], settings: Settings) -> list[UnknownSender]:
+    """Addresses not registered for any county (and still not registered now), by address."""
+    found: dict[str, UnknownSender] = {}
+    for sub in sorted(submissions, key=lambda s: s["received_at"]):
+        unknown = "unknown-sender" in (sub.get("problems") or []) or \
+            sub.get("reason") == UNKNOWN_WITHOUT_DOCUMENTS
+        address = (sub.get("from") or "").lower()
+        if not unknown or not address or settings.county_of(address) is not None:
+            continue
+        seen = found.setdefault(address, UnknownSender(address, 0, "", ""))
+        seen.emails += 1
+        seen.last_received, seen.last_subject = sub["received_at"], sub.get("subject", "")
+    return list(found.values())
+
+
+def _failed_replies(outbox: list[dict], settings: Settings) -> list[FailedReply]:
+    tz = settings.campaign.timezone
+
+    def local(iso: str) -> str:
+        return dt.datetime.fromisoformat(iso).astimezone(tz).isoformat(timespec="seconds") if iso else ""
+    return [FailedReply(r.get("to", ""), r.get("subject", ""), r.get("kind", ""), r["status"],
+                        r.get("last_error", ""), local(r.get("created_at", "")))
+            for r in sorted(outbox, key=lambda r: r.get("created_at", ""))
+            if r.get("status") not in SETTLED_REPLIES]
+
+
+# ------------------------------------------------------------------ once per date
+
+def due_digest(settings: Settings, store, now: dt.datetime) -> dt.date | None:
+    """The date whose digest should go out now: today's, once `digest.at` has passed (Asia/
+    Shanghai by default) and it has not gone out yet. A worker that was down at that time sends
+    it when it comes back the same day; a day missed entirely is not sent afterwards."""
+    local = now.astimezone(settings.campaign.timezone)
+    if local.time().replace(tzinfo=None) < settings.digest.at:
+        return None
+    today = local.date()
+    return None if store.digests.get(today.isoformat()) else today
+
+
+@dataclass
+class DigestOutcome:
+    date: dt.date
+    message_id: str
+    queued: bool                      # False: this date's digest had been queued before
+    earlier: dict | None = None       # the ledger entry found, when not queued
+    status: str = "pending"           # its outbox status after delivery: pending, sent, failed...
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+
+
+def digest_message_id(date: dt.date, attempt: int, from_address: str) -> str:
+    """Stable for a date, so a retried delivery is one message; a forced resend is a new one."""
+    key = f"digest:{date.isoformat()}" + (f"#{attempt}" if attempt else "")
+    return reply_message_id(key, DIGEST_KIND, from_address)
+
+
+def compose_for(store, settings: Settings, date: dt.date, now: dt.datetime, message_id: str):
+    """(figures, the digest email) for `date`, the roster attached as it stood at the cut-off."""
+    figures = build_figures(store, settings, date, now)
+    candidates, submissions = roster_as_of(store, figures.cutoff)
+    xlsx = roster_xlsx(candidates, submissions, settings)
+    msg = compose_digest(figures, from_address=settings.smtp.from_address, to=settings.digest.to,
+                         roster=(roster_filename(date), xlsx), message_id=message_id, now=now)
+    return figures, msg
+
+
+def send_digest(settings: Settings, store, date: dt.date, now: dt.datetime,
+                force: bool = False, transport=None) -> DigestOutcome:
+    """Queue `date`'s digest and record it in the ledger in one transaction, then deliver.
+    Without `force`, a date already recorded is never queued again (its digest is only retried
+    if it is still waiting in the outbox)."""
+    key = date.isoformat()
+    transport = transport or transport_for(settings.smtp)
+    earlier = store.digests.get(key)
+    if earlier and not force:
+        delivery = deliver_pending(store, transport, now)
+        record = store.outbox.get(earlier["message_id"]) or {"status": "sent"}
+        return DigestOutcome(date, earlier["message_id"], queued=False, earlier=earlier,
+                             status=record["status"], delivery=delivery)
+    attempt = len(earlier["message_ids"]) if earlier else 0
+    message_id = digest_message_id(date, attempt, settings.smtp.from_address)
+    figures, msg = compose_for(store, settings, date, now, message_id)
+    with store.transaction():
+        enqueue(store, msg, f"digest:{key}", DIGEST_KIND, now)
+        store.digests.record(key, message_id, figures.cutoff.isoformat(), now.isoformat())
+    delivery = deliver_pending(store, transport, now)
+    return DigestOutcome(date, message_id, queued=True, delivery=delivery,
+                         status=(store.outbox.get(message_id) or {"status": "pending"})["status"])
