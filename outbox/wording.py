@@ -43,6 +43,8 @@ def _date(iso: str) -> str:
 
 _SENTENCES = {
     "no-attachment": lambda c: (
+        f"邮件中没有附件，只有网盘（超大附件/文件中转站）下载链接，系统无法自动下载。"
+        f"请将填写完整的{FORM}直接作为邮件附件重新发送。" if c.get("cloud") else
         f"邮件中没有附件。请将填写完整的{FORM}作为附件重新发送。"),
     "nothing-recognized": lambda c: (
         f"附件中未找到推荐表或调研报告（收到的附件：{c.get('files') or '无'}）。"

@@ -5,18 +5,16 @@ nest and re-space the table, and fill in values next to the label or inside the 
 """
 from __future__ import annotations
 
-import re
+import zipfile
 from io import BytesIO
 
 from docx import Document
 from lxml import etree
 
-from parsers.errors import NotAForm, UnreadableFile
-from parsers.normalize import (
-    clean_text, normalize_birth, normalize_ethnicity, normalize_name, normalize_phone,
-    normalize_political_status, normalize_sex,
-)
-from parsers.records import OPINION_KEYS, FormRecord
+from parsers.errors import UnreadableFile
+from parsers.form_fields import form_from_tables
+from parsers.normalize import clean_text
+from parsers.records import FormRecord
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
@@ -28,58 +26,15 @@ _NS = {
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0"
 
 CORRUPT = "文件已损坏或不是有效的 Word 文档"
+TOO_BIG = "Word 文件解压后内容过大（可能是异常文件），无法读取"
+MAX_EXPANDED = 200 << 20   # a .docx whose parts declare more than this is a zip bomb
 ENCRYPTED_OR_DOC = "文件设置了打开密码，或是旧版 Word（.doc）文件，无法读取；请取消密码并另存为 .docx 后重新发送"
-
-# Printed labels (and the variants counties use) → record keys; opinions use OPINION_KEYS.
-_LABELS = {
-    "name": ("姓名",),
-    "sex": ("性别",),
-    "birth": ("出生年月", "出生年月日", "出生日期"),
-    "ethnicity": ("民族",),
-    "native_place": ("籍贯",),
-    "political_status": ("政治面貌",),
-    "employer_post": ("工作单位及职务", "工作单位及职位", "单位及职务"),
-    "home_address": ("家庭地址", "家庭住址"),
-    "phone": ("联系电话", "联系方式", "手机"),
-    "honours": ("所获荣誉情况", "所获荣誉"),
-    "deeds": ("主要事迹",),
-    "recommender": ("推荐单位意见",),
-    "discipline": ("纪检监察部门意见",),
-    "member_unit": ("成员单位意见",),
-    "approval": ("审批意见",),
-    "photo": ("一寸免冠照片", "免冠照片", "照片"),
-}
-_MIN_LABELS = 3   # fewer recognised fields than this: some other document
-
-
-def _label_pattern(label: str) -> re.Pattern:
-    # Any spacing inside the label ("姓  名", "工作单位\n及职务"); then a separator, so that a
-    # value that merely starts with a label's characters ("民族地区……") is not a label;
-    # then optional notes like （600字以内） and a colon.
-    chars = r"\s*".join(map(re.escape, label))
-    return re.compile(
-        rf"^\s*{chars}(?=$|[\s:：（(])\s*(?:[（(][^（）()]*[）)]\s*)*[:：]?\s*(.*)$", re.S)
-
-
-# Longest label first: "所获荣誉情况" must not be read as "所获荣誉" followed by "情况".
-_PATTERNS = sorted(((len(label), _label_pattern(label), key)
-                    for key, labels in _LABELS.items() for label in labels),
-                   key=lambda item: -item[0])
-
-_NORMALIZERS = {
-    "name": normalize_name, "sex": normalize_sex, "birth": normalize_birth,
-    "ethnicity": normalize_ethnicity, "political_status": normalize_political_status,
-    "phone": normalize_phone,
-}
 
 
 def parse_form(data: bytes) -> FormRecord:
     """The form in a .docx file. Raises UnreadableFile or NotAForm."""
     doc = _open(data)
-    values = _labelled_values(doc.element.body)
-    if len(values.keys() - {"photo"}) < _MIN_LABELS:
-        raise NotAForm("文档中没有找到推荐表的栏目（姓名、性别、出生年月等）")
-    record = _record(values)
+    record = form_from_tables(_table_rows(doc.element.body))
     record.photo_image, record.photo_ext = _photo(doc)
     record.photo = record.photo_image is not None
     return record
@@ -88,6 +43,8 @@ def parse_form(data: bytes) -> FormRecord:
 def _open(data: bytes):
     if data[:4] == _OLE2_MAGIC:   # encrypted OOXML and legacy .doc are both OLE2 containers
         raise UnreadableFile(ENCRYPTED_OR_DOC)
+    if _expanded_size(data) > MAX_EXPANDED:
+        raise UnreadableFile(TOO_BIG)
     try:
         doc = Document(BytesIO(data))
     except Exception as exc:   # zipfile, lxml, KeyError, ValueError...: all mean "can't open"
@@ -97,30 +54,21 @@ def _open(data: bytes):
     return doc
 
 
-def _record(values: dict[str, str]) -> FormRecord:
-    record = FormRecord()
-    for key, raw in values.items():
-        if key in OPINION_KEYS:
-            record.opinions[key] = _opinion(raw)
-        elif key != "photo":
-            setattr(record, key, _NORMALIZERS.get(key, clean_text)(raw))
-    return record
+def _expanded_size(data: bytes) -> int:
+    """The declared size of every part; zipfile never inflates a part beyond its declared size."""
+    try:
+        with zipfile.ZipFile(BytesIO(data)) as zf:
+            return sum(info.file_size for info in zf.infolist())
+    except Exception:  # noqa: BLE001 — python-docx will report the damage
+        return 0
 
 
 # ---- walking the tables -------------------------------------------------------------------
 
-def _labelled_values(body) -> dict[str, str]:
-    """Every labelled value in every table (nested ones too). A label seen twice keeps its
-    first non-empty value; labels with no value map to ""."""
-    found: dict[str, str] = {}
+def _table_rows(body):
+    """Each table (nested ones too) as rows of cell texts."""
     for tbl in _tables(body):
-        rows = [_row_texts(tr) for tr in _own(tbl, "tr", "tbl")]
-        for i, row in enumerate(rows):
-            below = rows[i + 1] if i + 1 < len(rows) else []
-            for key, value in _row_values(row, below):
-                if not found.get(key):
-                    found[key] = value
-    return found
+        yield [_row_texts(tr) for tr in _own(tbl, "tr", "tbl")]
 
 
 def _tables(body):
@@ -145,50 +93,6 @@ def _row_texts(tr) -> list[str]:
 def _continues_merge(tc) -> bool:
     vmerge = tc.find(f"{_W}tcPr/{_W}vMerge")
     return vmerge is not None and vmerge.get(f"{_W}val", "continue") == "continue"
-
-
-def _row_values(row: list[str], below: list[str]):
-    """(key, raw value) for each label in a row. The value is what follows the label in its own
-    cell, else the next cell, else — for a label alone at the end of its row — the row below."""
-    matches = [_match_label(text) for text in row]
-    consumed = set()
-    for j, match in enumerate(matches):
-        if match is None or j in consumed:
-            continue
-        key, rest = match
-        if _meaningful(key, rest):
-            yield key, rest
-        elif j + 1 < len(row):
-            consumed.add(j + 1)
-            yield key, _value_cell(key, row[j + 1], matches[j + 1])
-        elif below and not any(map(_match_label, below)):
-            yield key, "\n".join(text for text in below if text)
-        else:
-            yield key, ""
-
-
-def _value_cell(key: str, text: str, match) -> str:
-    """A neighbouring cell's value: "" if it is another bare label, the remainder if the clerk
-    repeated this label in it ("联系电话 | 手机：138…"), else its text."""
-    if match is None:
-        return text
-    other_key, rest = match
-    if not rest:
-        return ""
-    return rest if other_key == key else text
-
-
-def _meaningful(key: str, rest: str) -> bool:
-    return bool(_opinion(rest) if key in OPINION_KEYS else rest)
-
-
-def _match_label(text: str):
-    """(key, remainder) when the cell starts with a label, else None."""
-    for _, pattern, key in _PATTERNS:
-        m = pattern.match(text)
-        if m:
-            return key, m.group(1).strip()
-    return None
 
 
 # ---- cell text ------------------------------------------------------------------------------
@@ -225,18 +129,6 @@ def _collect(el, parts: list[str]):
 def _showing_placeholder(sdt) -> bool:
     # A content control still showing "单击此处输入文字" was never filled in.
     return sdt.find(f"{_W}sdtPr/{_W}showingPlcHdr") is not None
-
-
-# ---- opinions -----------------------------------------------------------------------------
-
-# The printed template under each opinion: （盖章）, and a date still waiting for its digits.
-_STAMP = re.compile(r"[（(][^（）()]*?(?:签\s*字|签\s*名|签\s*章|盖\s*章|公\s*章)[^（）()]*[）)]")
-_BLANK_DATE = re.compile(r"(?<![\d〇零一二三四五六七八九十])\s*年\s*月\s*日")
-
-
-def _opinion(raw: str) -> str:
-    """An opinion box with the template text removed; "" when only the template is there."""
-    return clean_text(_BLANK_DATE.sub("", _STAMP.sub("", raw)))
 
 
 # ---- photo --------------------------------------------------------------------------------

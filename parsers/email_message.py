@@ -7,6 +7,7 @@ a superset, so characters outside gb2312 survive.
 """
 from __future__ import annotations
 
+import email
 import email.header
 import email.utils
 import hashlib
@@ -30,8 +31,7 @@ _MSGID = re.compile(r"<[^<>\s]+>")
 
 def parse_email(raw: bytes) -> ParsedEmail:
     """Parse any bytes into a ParsedEmail; garbage gives empty fields, never an exception."""
-    parsed = mailparser.parse_from_bytes(raw)
-    msg: Message = parsed.message
+    msg = _structure(raw)
     from_name, from_addr = _first_address(header_text(msg, "From"))
     message_id = _first_msgid(header_text(msg, "Message-ID"))
     return ParsedEmail(
@@ -46,7 +46,17 @@ def parse_email(raw: bytes) -> ParsedEmail:
         headers=msg,
         attachments=list(_attachments(msg)),
         text=_body_text(msg),
+        cloud_links=cloud_links(msg),
     )
+
+
+def _structure(raw: bytes) -> Message:
+    """mail-parser's message tree; where mail-parser itself fails on a malformed message
+    (it does on some empty nested multiparts), the standard library's parse of the same bytes."""
+    try:
+        return mailparser.parse_from_bytes(raw).message
+    except Exception:  # noqa: BLE001
+        return email.message_from_bytes(raw)
 
 
 def synthetic_message_id(raw: bytes) -> str:
@@ -182,6 +192,29 @@ def _body_text(msg: Message) -> str:
                 continue
             return _decode_bytes(data, part.get_content_charset() or "utf-8")
     return ""
+
+
+# Webmail "超大附件" / 文件中转站: the file stays on the provider's server behind a link that
+# expires and needs a browser; intake cannot fetch it (and has no network besides the mailbox).
+_URL = re.compile(r"https?://[^\s\"'<>]+", re.I)
+_CLOUD = re.compile(
+    r"^https?://(?:[\w-]+\.)*(?:163\.com|126\.com|yeah\.net|qq\.com)/\S*"
+    r"(?:large-attachment|cloud-attachment|bigattach|ftnExs|\bftn/|ftn_handler)", re.I)
+
+
+def cloud_links(msg: Message) -> list[str]:
+    """Links to files left on 163/126/QQ mail's cloud storage instead of being attached."""
+    found: list[str] = []
+    for part in _leaf_parts(msg):
+        if part.get_content_maintype() != "text" or _is_attachment(part):
+            continue
+        try:
+            data = part.get_payload(decode=True) or b""
+        except Exception:  # noqa: BLE001
+            continue
+        text = _decode_bytes(data, part.get_content_charset()).replace("&amp;", "&")
+        found += [url for url in _URL.findall(text) if _CLOUD.match(url)]
+    return list(dict.fromkeys(found))
 
 
 def _decode_bytes(data: bytes, charset: str | None) -> str:

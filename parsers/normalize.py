@@ -147,3 +147,20 @@ def normalize_sex(s: str) -> str:
 def count_chars(s: str) -> int:
     """Characters as the 600-character rule counts them: whitespace and invisibles excluded."""
     return sum(1 for ch in (s or "").translate(_ZERO_WIDTH) if not ch.isspace())
+
+
+# What Chinese documents are written in: CJK ideographs, ASCII, CJK and full-width punctuation,
+# general punctuation. Garbage decoded as text (LibreOffice's fallback for a damaged file, a
+# PDF with a broken font) is mostly Hangul, private-use and rare blocks.
+_EXPECTED_CHAR = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\x20-\x7e\u3000-\u303f\uff00-\uffef"
+                            r"\u2000-\u206f\u00b7\u2160-\u217f\u2460-\u24ff\u25a0-\u25ff]")
+
+
+def looks_garbled(text: str, tolerated: float = 0.2) -> bool:
+    """True when more than `tolerated` of the visible characters are not what a Chinese
+    document is written in."""
+    visible = [ch for ch in text if not ch.isspace()]
+    if not visible:
+        return False
+    odd = sum(1 for ch in visible if not _EXPECTED_CHAR.match(ch))
+    return odd > tolerated * len(visible)

@@ -22,16 +22,21 @@ _MAGIC = (
 
 # Names that mark a file as a document a county meant us to read, whatever its content.
 DOCUMENT_EXTENSIONS = {"doc", "docx", "wps", "wpt", "rtf", "pdf", "zip", "rar", "7z", "odt",
-                       "dot", "dotx", "docm", "jpg", "jpeg", "png", "bmp", "tif", "tiff", "gif"}
+                       "dot", "dotx", "docm", "jpg", "jpeg", "png", "bmp", "tif", "tiff", "gif",
+                       "dat"}
+
+# An OLE2 file holding a password-protected .docx names these streams (UTF-16 directory).
+_ENCRYPTED_STREAMS = ("EncryptionInfo".encode("utf-16-le"), "EncryptedPackage".encode("utf-16-le"))
 
 
 def sniff(data: bytes) -> str:
-    """One of docx, zip, pdf, ole, rtf, image, rar, 7z, tnef, html, empty, unknown."""
+    """One of docx, odt, office, zip, pdf, ole, ole-encrypted, rtf, image, rar, 7z, tnef, html, empty,
+    unknown."""
     if not data:
         return "empty"
     for magic, kind in _MAGIC:
         if data.startswith(magic):
-            return kind
+            return "ole-encrypted" if kind == "ole" and _encrypted_ooxml(data) else kind
     if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
         return _zip_kind(data)
     head = data[:512].lstrip().lower()
@@ -44,10 +49,23 @@ def extension(filename: str) -> str:
     return filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
 
 
+def _encrypted_ooxml(data: bytes) -> bool:
+    return all(name in data for name in _ENCRYPTED_STREAMS)
+
+
 def _zip_kind(data: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = set(zf.namelist())
-    except (zipfile.BadZipFile, ValueError, OSError):
-        return "zip"  # damaged: let the docx reader or archive reader say what is wrong
-    return "docx" if "word/document.xml" in names else "zip"
+            mimetype = zf.read("mimetype")[:100] if "mimetype" in names else b""
+    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError, RuntimeError):
+        # damaged: a name ending .docx goes to the Word reader, anything else to the archive
+        # reader, and each says what is wrong
+        return "zip"
+    if "word/document.xml" in names:
+        return "docx"
+    if mimetype.startswith(b"application/vnd.oasis.opendocument.text"):
+        return "odt"
+    if "[Content_Types].xml" in names or mimetype.startswith(b"application/vnd.oasis"):
+        return "office"   # a spreadsheet or slides: a zip inside, but not an archive to open
+    return "zip"

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from outbox.compose import ReplyContent, compose_reply
 from outbox.manners import no_reply_reason
-from outbox.queue import enqueue
+from outbox.bounces import record_bounce
+from outbox.queue import enqueue_reply
 from parsers.attachments import Document, read_attachments
 from parsers.email_message import parse_email
 from parsers.records import Attachment, FormRecord, ParsedEmail, Problem
@@ -51,10 +52,12 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
 
     reason = no_reply_reason(parsed.headers, parsed.from_addr, settings.own_addresses())
     if reason:
+        if reason == "bounce":  # a bounce of one of our replies marks it undeliverable
+            record_bounce(store, parsed.headers, submission_id, now)
         return _skip(store, parsed, submission_id, digest, received_at, settings, origin, reason)
 
     county = settings.county_of(parsed.from_addr)
-    judgement = judge_attachments(parsed.attachments)
+    judgement = judge_attachments(parsed.attachments, cloud=bool(parsed.cloud_links))
     if county is None and not judgement.documents:
         return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
                      "unknown sender without documents")
@@ -81,13 +84,16 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
         forms=season.forms, reports=season.reports, kind=season.kind, withdrawn=season.withdrawn,
         roster=sorted(candidates, key=lambda c: c.get("updated_at") or "") if season.kind == "query" else [],
         places_used=rules.places_used(candidates), places_max=settings.campaign.candidates_max)
-    enqueue(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
-            submission_id, "reply", now)
+    held = enqueue_reply(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
+                         submission_id, now, settings.smtp, parsed.in_reply_to, parsed.references)
+    if held:  # recorded and judged, but a reply now could feed a loop or a flood
+        store.submissions.update(submission_id, reply="skipped", reason=held)
+        submission.update(reply="skipped", reason=held)
     log.info("%s from county %s: %s", submission_id, county or "(unknown sender)", season.status)
     return submission
 
 
-def judge_attachments(attachments: list[Attachment]) -> Judgement:
+def judge_attachments(attachments: list[Attachment], cloud: bool = False) -> Judgement:
     """Sort the email's documents into forms, scans and problems; files of no interest
     (signatures, text notes) are passed over."""
     j = Judgement()
@@ -105,13 +111,14 @@ def judge_attachments(attachments: list[Attachment]) -> Judgement:
             j.problems.append(Problem("unreadable-file", doc.file, detail={"reason": doc.reason}))
     j.reports = [d for d in j.reports if rules.is_report(d.report.title, d.file, bool(j.forms))]
     if not j.forms and not j.reports:
-        j.problems += _nothing_read(attachments, j)
+        j.problems += _nothing_read(attachments, j, cloud)
     return j
 
 
-def _nothing_read(attachments: list[Attachment], j: Judgement) -> list[Problem]:
+def _nothing_read(attachments: list[Attachment], j: Judgement, cloud: bool = False) -> list[Problem]:
     if not attachments:
-        return [Problem("no-attachment")]
+        # a 163/QQ 超大附件 link instead of a file: the reply says why it cannot be fetched
+        return [Problem("no-attachment", detail={"cloud": True} if cloud else {})]
     if j.images and not j.problems:
         return [Problem("scanned-only", "、".join(d.file for d in j.images))]
     if not j.problems:

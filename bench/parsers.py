@@ -1,0 +1,132 @@
+"""How long intake takes to read one form in each format, next to the floor for that format.
+
+    .venv/bin/python bench/parsers.py [--runs N]
+
+Per format: the median milliseconds per form over N runs and the peak resident memory of the
+process doing it (the worker's own, and its children's: soffice, the PDF sandbox). The floor is
+the least any reader must do: unzip + lxml parse of word/document.xml for .docx, pdfplumber's
+text of one page for PDF, one LibreOffice conversion with a warm profile for .doc. Each format
+runs in a fresh child process so memory figures do not mix.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lxml import etree  # noqa: E402
+
+from parsers.attachments import read_attachments  # noqa: E402
+from parsers.records import Attachment  # noqa: E402
+from tests.corpus import build, files  # noqa: E402
+
+BATCH = 12   # the "a dozen .doc files in one email" case
+
+
+def corpus() -> dict[str, list[tuple[str, bytes]]]:
+    """Format → the attachments of one email (one form, except the batch case)."""
+    docx = files.docx_forms()["张三.docx"]
+    doc = files.converted("doc")["张三"]
+    return {
+        "docx": [("张三.docx", docx)],
+        "doc": [("张三.doc", doc)],
+        f"doc x{BATCH} (one email)": [(f"{i}.doc", doc) for i in range(BATCH)],
+        "rtf": [("张三.rtf", files.converted("rtf")["张三"])],
+        "pdf (Word export)": [("张三.pdf", files.converted("pdf")["张三"])],
+        "pdf (scan)": [("扫描.pdf", build.image_pdf(files.scan_png()))],
+        "zip (GBK) of docx": [("材料.zip", build.zip_gbk({"张三推荐表.docx": docx}))],
+        "7z of docx": [("材料.7z", build.seven_zip({"张三推荐表.docx": docx}))],
+        "rar of docx": [("材料.rar", build.rar4({"张三推荐表.docx": docx}))],
+    }
+
+
+def floor_docx(data: bytes) -> None:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        etree.fromstring(zf.read("word/document.xml"))
+
+
+def floor_pdf(data: bytes) -> None:
+    import pdfplumber
+    with pdfplumber.open(io.BytesIO(data)) as pdf:
+        pdf.pages[0].extract_text()
+
+
+class WarmSoffice:
+    """One conversion with a profile LibreOffice has already initialised."""
+
+    def __init__(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-soffice-"))
+        self.convert(b"{\\rtf1 warm-up}", "rtf")
+
+    def convert(self, data: bytes, ext: str) -> None:
+        src = self.tmp / f"in.{ext}"
+        src.write_bytes(data)
+        subprocess.run(["soffice", "--headless", "--norestore",
+                        f"-env:UserInstallation={(self.tmp / 'profile').as_uri()}",
+                        "--convert-to", "docx", "--outdir", str(self.tmp / "out"), str(src)],
+                       check=True, capture_output=True)
+
+
+def measure(task, runs: int) -> tuple[float, float, float]:
+    """(median ms, own peak RSS MB, children's peak RSS MB), measured in a fresh process."""
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_measure_child, args=(sender, task, runs))
+    child.start()
+    result = receiver.recv()
+    child.join()
+    return result
+
+
+def _measure_child(sender, task, runs: int) -> None:
+    task()   # imports and caches warm, as in the long-running worker
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        task()
+        times.append((time.perf_counter() - started) * 1000)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    sender.send((statistics.median(times), own, kids))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    runs = parser.parse_args().runs
+    emails = corpus()
+    soffice = WarmSoffice()
+    doc_bytes = emails["doc"][0][1]
+    floors = {
+        "docx": ("unzip + lxml", lambda: floor_docx(emails["docx"][0][1])),
+        "pdf (Word export)": ("pdfplumber page 1",
+                              lambda: floor_pdf(emails["pdf (Word export)"][0][1])),
+        "doc": ("warm soffice", lambda: soffice.convert(doc_bytes, "doc")),
+        "rtf": ("warm soffice", lambda: soffice.convert(emails["rtf"][0][1], "rtf")),
+    }
+    print(f"{'format':<22}{'ms/form':>9}{'RSS MB':>8}{'child MB':>9}   "
+          f"{'floor':<18}{'ms':>8}{'ratio':>7}")
+    for fmt, attachments in emails.items():
+        atts = [Attachment(n, "application/octet-stream", d) for n, d in attachments]
+        ms, own, kids = measure(lambda atts=atts: read_attachments(atts), runs)
+        ms /= len(atts)
+        line = f"{fmt:<22}{ms:>9.1f}{own:>8.0f}{kids:>9.0f}   "
+        if fmt in floors:
+            name, task = floors[fmt]
+            floor_ms = measure(task, runs)[0]
+            line += f"{name:<18}{floor_ms:>8.1f}{ms / floor_ms:>7.1f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
