@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tinydb import Query, TinyDB
 
-from store.storage import AtomicJSONStorage
+from store.storage import JournaledStorage
 
 
 class StoreError(Exception):
@@ -26,41 +26,61 @@ class Store:
     def __init__(self, path: str | os.PathLike, files_dir: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._storage: AtomicJSONStorage | None = None
+        self._storage: JournaledStorage | None = None
+        self._changes: list[tuple[str, str]] = []
         try:
             self.db = TinyDB(self.path, storage=self._make_storage)
             self.db.tables()  # read now, so a damaged file is reported at open
         except ValueError as exc:
             raise StoreError(f"the store {self.path} is not valid JSON: {exc}") from None
-        self.submissions = Submissions(self.db.table("submissions"))
-        self.candidates = Candidates(self.db.table("candidates"))
-        self.ledger = Ledger(self.db.table("ledger"))
-        self.outbox = Outbox(self.db.table("outbox"))
-        self.digests = Digests(self.db.table("digests"))
+        self.submissions = Submissions(self.db.table("submissions"), self._changed)
+        self.candidates = Candidates(self.db.table("candidates"), self._changed)
+        self.ledger = Ledger(self.db.table("ledger"), self._changed)
+        self.outbox = Outbox(self.db.table("outbox"), self._changed)
+        self.digests = Digests(self.db.table("digests"), self._changed)
+        self.failures = Failures(self.db.table("failures"), self._changed)
         self.files = FileStore(Path(files_dir))
         self._lock_fh = None
 
     def _make_storage(self, path):
-        self._storage = AtomicJSONStorage(path)
+        self._storage = JournaledStorage(path)
         return self._storage
+
+    def _repositories(self):
+        return (self.submissions, self.candidates, self.ledger, self.outbox, self.digests, self.failures)
+
+    def _changed(self, table: str, doc_ids) -> None:
+        self._changes += [(table, str(i)) for i in doc_ids]
 
     @contextlib.contextmanager
     def transaction(self):
-        """Commit everything done inside at once; on an exception, keep nothing of it."""
+        """Commit everything done inside at once; on an exception, keep nothing of it.
+        The first transaction takes the single-writer lock."""
+        if self._lock_fh is None:
+            self.lock()
+        self._changes = []
         try:
             yield self
         except BaseException:
             self._rollback()
             raise
-        self._storage.commit()
+        changes, self._changes = list(dict.fromkeys(self._changes)), []
+        self._storage.commit(changes)
 
     def _rollback(self) -> None:
+        self._changes = []
         self._storage.rollback()
-        for table in (self.submissions, self.candidates, self.ledger, self.outbox, self.digests):
-            table.table.clear_cache()
+        self._forget_caches()
+
+    def _forget_caches(self) -> None:
+        for repo in self._repositories():
+            repo.forget()
 
     def lock(self) -> None:
-        """Take the single-writer lock, or raise StoreError when another intake holds it."""
+        """Take the single-writer lock, or raise StoreError when another intake holds it.
+        Read-only commands never take it and may run beside a writer."""
+        if self._lock_fh is not None:
+            return
         lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock_fh = open(lock_path, "a+")
         try:
@@ -69,6 +89,14 @@ class Store:
             self._lock_fh.close()
             self._lock_fh = None
             raise StoreError(f"another intake process is already writing {self.path}") from None
+        # What we read before holding the lock may be stale: start again from the disk.
+        self._storage.rollback()
+        self._forget_caches()
+        self._storage.repair()
+
+    def compact(self) -> None:
+        """Fold the journal into the snapshot (also done by itself every so often)."""
+        self._storage.compact()
 
     def close(self) -> None:
         self.db.close()
@@ -83,11 +111,37 @@ def _plain(doc) -> dict:
 
 
 class _Repository:
-    def __init__(self, table):
+    def __init__(self, table, changed):
         self.table = table
+        self._changed = changed
 
     def all(self) -> list[dict]:
         return [_plain(d) for d in self.table.all()]
+
+    def forget(self) -> None:
+        """Drop cached query results after a rollback."""
+        self.table.clear_cache()
+
+    # Every write goes through these, so a commit knows which documents it must make durable.
+    def _insert(self, doc: dict) -> int:
+        doc_id = self.table.insert(doc)
+        self._changed(self.table.name, [doc_id])
+        return doc_id
+
+    def _update(self, fields: dict, cond) -> list[int]:
+        ids = self.table.update(fields, cond)
+        self._changed(self.table.name, ids)
+        return ids
+
+    def _upsert(self, doc: dict, cond) -> list[int]:
+        ids = self.table.upsert(doc, cond)
+        self._changed(self.table.name, ids)
+        return ids
+
+    def _remove(self, cond) -> list[int]:
+        ids = self.table.remove(cond)
+        self._changed(self.table.name, ids)
+        return ids
 
 
 class Submissions(_Repository):
@@ -98,10 +152,10 @@ class Submissions(_Repository):
         return _plain(doc) if doc else None
 
     def add(self, submission: dict) -> None:
-        self.table.insert(submission)
+        self._insert(submission)
 
     def update(self, message_id: str, **fields) -> None:
-        self.table.update(fields, Query().message_id == message_id)
+        self._update(fields, Query().message_id == message_id)
 
 
 class Candidates(_Repository):
@@ -117,7 +171,7 @@ class Candidates(_Repository):
 
     def put(self, candidate: dict) -> None:
         q = Query()
-        self.table.upsert(candidate, (q.county == candidate["county"]) & (q.name == candidate["name"]))
+        self._upsert(candidate, (q.county == candidate["county"]) & (q.name == candidate["name"]))
 
 
 class Ledger(_Repository):
@@ -128,7 +182,7 @@ class Ledger(_Repository):
         return (doc["uidvalidity"], doc["last_uid"]) if doc else (None, 0)
 
     def set(self, folder: str, uidvalidity: int, last_uid: int) -> None:
-        self.table.upsert({"folder": folder, "uidvalidity": uidvalidity, "last_uid": last_uid},
+        self._upsert({"folder": folder, "uidvalidity": uidvalidity, "last_uid": last_uid},
                           Query().folder == folder)
 
 
@@ -137,7 +191,7 @@ class Outbox(_Repository):
 
     def add(self, reply: dict) -> None:
         if not self.table.contains(Query().reply_id == reply["reply_id"]):
-            self.table.insert(reply)
+            self._insert(reply)
 
     def get(self, reply_id: str) -> dict | None:
         doc = self.table.get(Query().reply_id == reply_id)
@@ -147,7 +201,7 @@ class Outbox(_Repository):
         return [_plain(d) for d in self.table.search(Query().status.one_of(list(statuses)))]
 
     def update(self, reply_id: str, **fields) -> None:
-        self.table.update(fields, Query().reply_id == reply_id)
+        self._update(fields, Query().reply_id == reply_id)
 
     def undeliverable(self) -> list[dict]:
         """Replies that bounced; `flagged_address` is the county address that could not be reached."""
@@ -164,7 +218,7 @@ class Digests(_Repository):
     def record(self, date: str, message_id: str, cutoff: str, sent_at: str) -> None:
         """Note the digest queued for `date`; a forced resend keeps the earlier Message-IDs."""
         earlier = self.get(date) or {}
-        self.table.upsert({"date": date, "message_id": message_id, "cutoff": cutoff,
+        self._upsert({"date": date, "message_id": message_id, "cutoff": cutoff,
                            "sent_at": sent_at,
                            "message_ids": [*earlier.get("message_ids", []), message_id]},
                           Query().date == date)
@@ -174,6 +228,28 @@ class Digests(_Repository):
         measured from."""
         earlier = [d for d in self.table.all() if d["date"] < date]
         return _plain(max(earlier, key=lambda d: d["date"])) if earlier else None
+
+
+class Failures(_Repository):
+    """Messages whose processing failed: kept in the mailbox, retried, or set aside."""
+
+    def get(self, ref: str) -> dict | None:
+        doc = self.table.get(Query().ref == ref)
+        return _plain(doc) if doc else None
+
+    def find(self, ref_or_message_id: str) -> dict | None:
+        q = Query()
+        doc = self.table.get((q.ref == ref_or_message_id) | (q.message_id == ref_or_message_id))
+        return _plain(doc) if doc else None
+
+    def put(self, failure: dict) -> None:
+        self._upsert(failure, Query().ref == failure["ref"])
+
+    def with_status(self, *statuses: str) -> list[dict]:
+        return [_plain(d) for d in self.table.search(Query().status.one_of(list(statuses)))]
+
+    def resolve(self, ref: str) -> None:
+        self._remove(Query().ref == ref)
 
 
 class FileStore:

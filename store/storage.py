@@ -1,9 +1,12 @@
-"""A TinyDB storage that keeps the database in memory and writes it only on commit, atomically.
+"""A TinyDB storage that keeps the database in memory and makes each commit durable cheaply.
 
-TinyDB's JSONStorage rewrites its file in place on every write: a kill leaves torn JSON and a
-pass over 500 messages rewrites the file thousands of times. Here a commit writes a temporary
-file, fsyncs it, renames it over the old one and fsyncs the directory, so the file on disk is
-always the old state or the new one.
+TinyDB's JSONStorage rewrites its whole file in place on every write: a kill leaves torn JSON,
+and the cost of one write grows with the store. Here the database lives in memory; a commit
+appends the documents it changed to a journal as ONE line and fsyncs it, so its cost is the
+size of the change. Now and then (and when a writer opens a store whose journal ends in a torn
+line) the journal is folded into a snapshot written atomically: temporary file, fsync, rename,
+fsync of the directory. On disk there is always a snapshot plus whole journal lines; a line cut
+short by a kill is a commit that never happened.
 """
 from __future__ import annotations
 
@@ -14,30 +17,66 @@ from pathlib import Path
 
 from tinydb.storages import Storage
 
+COMPACT_EVERY = 2000            # commits between snapshots
+COMPACT_JOURNAL_BYTES = 32 << 20
 
-class AtomicJSONStorage(Storage):
+
+class JournaledStorage(Storage):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.journal = self.path.with_name(self.path.name + ".journal")
         self._data: dict | None = None
-        self.dirty = False
+        self._torn = False
+        self._commits = 0
 
-    def read(self) -> dict | None:
+    # TinyDB's side: the whole database, in memory.
+    def read(self) -> dict:
         if self._data is None:
             self._data = self._load()
         return self._data
 
     def write(self, data: dict) -> None:
         self._data = data
-        self.dirty = True
 
-    def commit(self) -> None:
-        if not self.dirty or self._data is None:
+    def close(self) -> None:
+        pass
+
+    # The store's side.
+    def commit(self, changes: list[tuple[str, str]]) -> None:
+        """Make the named documents (table, doc id) durable as they now are in memory."""
+        if not changes:
             return
+        data = self.read()
+        entries = [[table, doc_id, data.get(table, {}).get(doc_id)] for table, doc_id in changes]
+        line = json.dumps({"c": entries}, ensure_ascii=False, separators=(",", ":")) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._commits += 1
+        if self._commits >= COMPACT_EVERY or self.journal.stat().st_size > COMPACT_JOURNAL_BYTES:
+            self.compact()
+
+    def rollback(self) -> None:
+        """Forget uncommitted changes: the next read loads the disk state again."""
+        self._data = None
+
+    def repair(self) -> None:
+        """For the writer: a journal ending in a torn line is folded away before appending."""
+        self.read()
+        if self._torn:
+            self.compact()
+
+    def compact(self) -> None:
+        data = self.read()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(prefix=".intake-", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self._data, fh, ensure_ascii=False, separators=(",", ":"))
+                json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o600)
@@ -46,22 +85,44 @@ class AtomicJSONStorage(Storage):
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(self.path.parent)
-        self.dirty = False
-
-    def rollback(self) -> None:
-        """Forget uncommitted changes: the next read loads the file again."""
-        self._data = None
-        self.dirty = False
-
-    def close(self) -> None:
-        pass
+        # Replaying the old journal over the new snapshot would change nothing (each entry is a
+        # whole document), so a kill before this truncation is harmless.
+        with open(self.journal, "w", encoding="utf-8") as fh:
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._torn = False
+        self._commits = 0
 
     def _load(self) -> dict:
         try:
             text = self.path.read_text(encoding="utf-8")
+            data = json.loads(text) if text.strip() else {}
         except FileNotFoundError:
-            return {}
-        return json.loads(text) if text.strip() else {}
+            data = {}
+        self._torn = False
+        for entries in self._journal_entries():
+            for table, doc_id, doc in entries:
+                docs = data.setdefault(table, {})
+                if doc is None:
+                    docs.pop(doc_id, None)
+                else:
+                    docs[doc_id] = doc
+        return data
+
+    def _journal_entries(self):
+        try:
+            raw = self.journal.read_bytes()
+        except FileNotFoundError:
+            return
+        for line in raw.split(b"\n"):
+            if not line:
+                continue
+            try:
+                yield json.loads(line)["c"]
+            except (ValueError, KeyError, TypeError):
+                # Only the last line can be torn (appends are whole lines): a commit cut short.
+                self._torn = True
+                return
 
 
 def _fsync_dir(path: Path) -> None:
