@@ -8,8 +8,9 @@ from rich.table import Table
 
 from outbox.queue import stored_time
 
-STATUS_WORDS = {"pending": "待发送", "failed": "发送失败", "undeliverable": "无法投递", "sent": "已发送"}
-_ORDER = ("failed", "undeliverable", "pending", "sent")
+STATUS_WORDS = {"pending": "待发送", "failed": "发送失败", "undeliverable": "无法投递", "sent": "已发送",
+                "uncertain": "投递情况不明"}
+_ORDER = ("failed", "uncertain", "undeliverable", "pending", "sent")
 
 
 @dataclass
@@ -29,7 +30,8 @@ def outbox_rows(store, now: dt.datetime, sent_within: dt.timedelta = dt.timedelt
         if r["status"] == "sent" and now - stored_time(r.get("sent_at") or r["created_at"]) > sent_within:
             continue
         when = {"pending": r.get("next_attempt_at"), "sent": r.get("sent_at"),
-                "failed": r.get("failed_at"), "undeliverable": r.get("bounced_at")}.get(r["status"]) or ""
+                "failed": r.get("failed_at"), "uncertain": r.get("failed_at"),
+                "undeliverable": r.get("bounced_at")}.get(r["status"]) or ""
         error = r.get("last_error") or ""
         if r["status"] == "undeliverable" and r.get("flagged_address"):
             error = f"{r['flagged_address']}: {error}"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
 from dataclasses import dataclass
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Callable
 
 from outbox.manners import reply_allowed, thread_of
@@ -22,7 +24,9 @@ from outbox.transports import DeliveryError, TransportUnavailable
 
 log = logging.getLogger("intake.outbox")
 
-STATUSES = ("pending", "sent", "failed", "undeliverable")
+STATUSES = ("pending", "sent", "failed", "undeliverable", "uncertain")
+UNCERTAIN_NOTE = ("intake stopped while the server was taking this reply: it may or may not have "
+                  "been delivered, so it is not sent again by itself (`intake outbox --retry` does)")
 # The stored reply was folded when it was composed: send it as it is, never refolded.
 _SEND_POLICY = email_policy.SMTP.clone(refold_source="none")
 
@@ -110,6 +114,8 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
     policy = policy or RetryPolicy()
     rng = rng or random.Random()
     report = DeliveryReport()
+    handover = Handover(store.path)
+    handover.recover(store, transport, now)
     batch = due_replies(store.outbox.with_status("pending"), now)[:policy.batch_size]
     done = 0
     if batch:
@@ -117,7 +123,8 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
             with transport:
                 for reply in batch:
                     transport.reconnect_if_needed()
-                    throttled = _deliver_one(store, transport, reply, now, report, policy, rng, on_sent)
+                    throttled = _deliver_one(store, transport, reply, now, report, policy, rng,
+                                             on_sent, handover)
                     done += 1
                     if throttled:
                         _pause(store, batch[done:], throttled)
@@ -138,13 +145,14 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
 
 
 def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: DeliveryReport,
-                 policy: RetryPolicy, rng: random.Random, on_sent) -> str:
+                 policy: RetryPolicy, rng: random.Random, on_sent, handover: "Handover") -> str:
     """Returns the reply's next_attempt_at when the server throttled us, else ""."""
     raw = reply["raw"].encode("utf-8", "surrogateescape")
     msg = BytesParser(policy=_SEND_POLICY).parsebytes(raw)
     try:
-        transport.send(msg)
+        transport.send(msg, handing_over=lambda: handover.begin(reply["reply_id"]))
     except DeliveryError as exc:
+        handover.end()  # the server answered: nothing is uncertain
         if exc.permanent:
             with store.transaction():
                 store.outbox.update(reply["reply_id"], status="failed", attempts=reply["attempts"] + 1,
@@ -156,12 +164,64 @@ def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: Delive
         if not exc.throttled:
             return ""
         return until or (now + policy.delay(1, rng)).isoformat()
+    except TransportUnavailable:
+        if handover.active():  # the connection broke after the final dot: the server may have it
+            _mark_uncertain(store, reply["reply_id"], now)
+            handover.end()
+        raise
     with store.transaction():
         store.outbox.update(reply["reply_id"], status="sent", attempts=reply["attempts"] + 1,
                             sent_at=now.isoformat(), last_error="", next_attempt_at=None)
+    handover.end()
     report.sent += 1
     _keep_copy(on_sent, msg, reply["reply_id"])
     return ""
+
+
+class Handover:
+    """A marker file naming the reply whose final DATA dot is on its way, fsynced before the
+    dot is sent and removed once the server's answer is recorded. A marker found later means a
+    crash in between: the reply is `uncertain`, never sent twice by itself."""
+
+    def __init__(self, store_path):
+        self.path = Path(store_path).with_name(Path(store_path).name + ".sending")
+
+    def begin(self, reply_id: str) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, reply_id.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def active(self) -> bool:
+        return self.path.exists()
+
+    def end(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def recover(self, store, transport, now: dt.datetime) -> None:
+        try:
+            reply_id = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        reply = store.outbox.get(reply_id)
+        if reply is not None and reply["status"] == "pending":
+            delivered = getattr(transport, "delivered", None)
+            if delivered is None:
+                _mark_uncertain(store, reply_id, now)
+            elif delivered(reply_id):
+                with store.transaction():
+                    store.outbox.update(reply_id, status="sent", sent_at=now.isoformat(),
+                                        attempts=reply["attempts"] + 1, next_attempt_at=None)
+        self.end()
+
+
+def _mark_uncertain(store, reply_id: str, now: dt.datetime) -> None:
+    with store.transaction():
+        store.outbox.update(reply_id, status="uncertain", last_error=UNCERTAIN_NOTE,
+                            failed_at=now.isoformat())
+    log.warning("reply %s: %s", reply_id, UNCERTAIN_NOTE)
 
 
 def _retry_later(store, reply: dict, error: str, now: dt.datetime, policy: RetryPolicy,
@@ -202,9 +262,9 @@ def _keep_copy(on_sent, msg: EmailMessage, reply_id: str) -> None:
 
 
 def requeue_failed(store, now: dt.datetime) -> int:
-    """`intake outbox --retry`: failed replies become pending again, due now, with a fresh
-    give-up period. Undeliverable ones stay: their address bounced."""
-    failed = store.outbox.with_status("failed")
+    """`intake outbox --retry`: failed and uncertain replies become pending again, due now,
+    with a fresh give-up period. Undeliverable ones stay: their address bounced."""
+    failed = store.outbox.with_status("failed", "uncertain")
     with store.transaction():
         for reply in failed:
             store.outbox.update(reply["reply_id"], status="pending", queued_at=now.isoformat(),

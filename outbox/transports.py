@@ -4,6 +4,7 @@ Nothing else in intake opens an SMTP socket.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import smtplib
@@ -13,6 +14,7 @@ import time
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
+from typing import Callable
 
 
 class DeliveryError(Exception):
@@ -103,12 +105,14 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError, socket.timeout) as exc:
             raise TransportUnavailable(f"{where} is unreachable: {_describe(exc)}") from None
 
-    def send(self, msg: EmailMessage) -> None:
+    def send(self, msg: EmailMessage, handing_over: Callable[[], None] = lambda: None) -> None:
+        """Hand one message to the server. `handing_over()` is called just before the final
+        "." of DATA: from then until the server's answer is recorded, a crash leaves it
+        unknown whether the server took the message; before it, the server surely did not."""
         if self._conn is None:
             raise TransportUnavailable("SMTP transport used outside its connection")
         try:
-            refused = self._conn.send_message(msg, from_addr=self.envelope_from,
-                                              to_addrs=recipients(msg))
+            refused = self._transaction(msg, handing_over)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             text = _answer(exc.recipients)
@@ -117,6 +121,7 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as exc:
             text = f"{exc.smtp_code} {_text(exc.smtp_error)}"
             if exc.smtp_code >= 500:
+                self._reset()
                 raise DeliveryError(text, permanent=True) from None
             self._drop()  # a 4xx may leave the session unusable: reconnect next time
             # A 4xx to MAIL or DATA is the server's, not one recipient's: stop the batch.
@@ -126,6 +131,44 @@ class SmtpTransport:
             raise TransportUnavailable(f"connection to {self.host}:{self.port} lost: {_describe(exc)}") from None
         if refused:
             raise DeliveryError(_answer(refused), permanent=True)
+
+    def _transaction(self, msg: EmailMessage, handing_over: Callable[[], None]) -> dict:
+        """MAIL, RCPT, DATA as smtplib.sendmail does them, with a hook before the final dot."""
+        conn = self._conn
+        data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+        conn.ehlo_or_helo_if_needed()
+        options = ["BODY=8BITMIME"] if conn.has_extn("8bitmime") and any(b > 127 for b in data) else []
+        code, answer = conn.mail(self.envelope_from, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, answer, self.envelope_from)
+        refused = {}
+        to_addrs = recipients(msg)
+        for addr in to_addrs:
+            code, answer = conn.rcpt(addr)
+            if code not in (250, 251):
+                refused[addr] = (code, answer)
+        if len(refused) == len(to_addrs):
+            self._reset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        code, answer = conn.docmd("data")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, answer)
+        body = smtplib._quote_periods(data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        conn.send(body)
+        handing_over()
+        conn.send(b".\r\n")
+        code, answer = conn.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, answer)
+        return refused
+
+    def _reset(self) -> None:
+        try:
+            self._conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
 
     def reconnect_if_needed(self) -> None:
         if self._conn is None:
@@ -155,8 +198,8 @@ class MaildirTransport:
     def reconnect_if_needed(self) -> None:
         pass
 
-    def send(self, msg: EmailMessage) -> None:
-        name = f"{time.time_ns()}.P{os.getpid()}.{socket.gethostname().replace('/', '_')}.eml"
+    def send(self, msg: EmailMessage, handing_over: Callable[[], None] = lambda: None) -> None:
+        name = f"{time.time_ns()}.{_tag(msg)}.P{os.getpid()}.{socket.gethostname().replace('/', '_')}.eml"
         tmp = self.path / "tmp" / name
         data = msg.as_bytes()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -164,7 +207,18 @@ class MaildirTransport:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        handing_over()
         os.replace(tmp, self.path / "new" / name)
+
+    def delivered(self, message_id: str) -> bool:
+        """Whether a message with this Message-ID is in the folder: after a crash in the middle
+        of a handover, the Maildir can say what an SMTP server cannot."""
+        tag = hashlib.sha1(message_id.encode()).hexdigest()[:16]
+        return any((self.path / sub).glob(f"*.{tag}.*") for sub in ("new", "cur"))
+
+
+def _tag(msg: EmailMessage) -> str:
+    return hashlib.sha1(str(msg["Message-ID"]).encode()).hexdigest()[:16]
 
 
 def transport_for(smtp) -> SmtpTransport | MaildirTransport:

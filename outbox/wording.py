@@ -92,6 +92,9 @@ _SENTENCES = {
     "unknown-sender": lambda c: (
         f"发件地址 {c.get('address', '')} 未登记为任何县市区的报送邮箱，本邮件未予受理。"
         f"请使用已登记的邮箱发送，或联系市工信局登记新的报送地址。"),
+    "message-too-large": lambda c: (
+        f"本邮件大小约为{c.get('size_mb', '')} MB，超过系统可接收的{c.get('limit_mb', '')} MB上限，"
+        f"附件未能读取。请压缩附件（如扫描件降低分辨率）或分多封邮件发送。"),
     "withdraw-unmatched": lambda c: (
         f"邮件主题“{c.get('subject', '')}”中未找到可撤回的推荐人选（贵单位目前的人选：{c.get('names', '无')}）。"
         f"请发送主题为“撤回+人选姓名”的邮件，例如“撤回张三”。"),

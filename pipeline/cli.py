@@ -7,7 +7,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -264,6 +266,106 @@ def mark(ctx: click.Context, name: str, county: str, review_status: str, note: s
     finally:
         store.close()
     click.echo(f"{county} {name}: {review_status}")
+
+
+@main.command()
+@click.pass_context
+@_fail_cleanly
+def run(ctx: click.Context) -> None:
+    """The worker: take mail as it arrives, reply, retry, send the digest; stop on SIGTERM.
+
+    Example: INTAKE_IMAP_PASSWORD=... INTAKE_SMTP_PASSWORD=... intake --config config/intake.163.toml run
+    """
+    from pipeline.worker import run_worker
+
+    logging.getLogger().setLevel(logging.INFO)  # a service logs what it does, one line a message
+    settings = _settings(ctx)
+    store = _store(settings, write=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        run_worker(settings, store, stop)
+    finally:
+        store.close()
+
+
+@main.command()
+@click.pass_context
+@_fail_cleanly
+def failed(ctx: click.Context) -> None:
+    """List messages whose processing failed: retrying, or set aside after three attempts.
+
+    Example: intake failed
+    """
+    settings = _settings(ctx)
+    store = _store(settings)
+    try:
+        rows = store.failures.with_status("retrying", "failed")
+    finally:
+        store.close()
+    if not rows:
+        click.echo("no failed messages")
+        return
+    table = Table(title="Messages that failed")
+    for header in ("where", "Message-ID", "status", "attempts", "last try", "error"):
+        table.add_column(header)
+    for f in sorted(rows, key=lambda f: f["first_at"]):
+        table.add_row(f["ref"], f["message_id"] or "—", f["status"], str(f["attempts"]),
+                      f["last_at"][:16].replace("T", " "), f["error"].splitlines()[0])
+    Console().print(table)
+
+
+@main.command()
+@click.argument("message")
+@click.pass_context
+@_fail_cleanly
+def reprocess(ctx: click.Context, message: str) -> None:
+    """Run a failed message again (after a fix), by its Message-ID or its `where` from `intake failed`.
+
+    Example: intake reprocess "<20220720103000.1234@example.cn>"
+    """
+    from pipeline import failures
+    from pipeline.poll import run_pass, utc_now
+
+    settings = _settings(ctx)
+    store = _store(settings, write=True)
+    try:
+        if failures.retry_now(store, message, utc_now()) is None:
+            raise IntakeError(f"no failed message matches {message}; see `intake failed`")
+        report = run_pass(settings, store)
+        still = store.failures.find(message)
+    finally:
+        store.close()
+    click.echo(report.summary())
+    if still is not None:
+        click.echo(f"intake: error: it failed again: {still['error'].splitlines()[0]}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("message_id")
+@click.pass_context
+@_fail_cleanly
+def release(ctx: click.Context, message_id: str) -> None:
+    """Process a message held because its sender's authentication failed, once confirmed.
+
+    Example: intake release "<20220720103000.1234@example.cn>"
+    """
+    from outbox.queue import RetryPolicy, deliver_pending
+    from outbox.transports import transport_for
+    from pipeline.held import release_held
+    from pipeline.poll import utc_now
+
+    settings = _settings(ctx)
+    store = _store(settings, write=True)
+    try:
+        submission = release_held(store, settings, message_id, utc_now())
+        report = deliver_pending(store, transport_for(settings.smtp), utc_now(),
+                                 RetryPolicy.from_settings(settings.smtp))
+    finally:
+        store.close()
+    click.echo(f"{message_id}: {submission['status']}; replies sent {report.sent}, waiting {report.waiting}")
 
 
 @main.command()

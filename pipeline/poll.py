@@ -1,15 +1,21 @@
-"""One pass over the mailbox: every new message processed and committed, then the outbox sent."""
+"""One pass over the mailbox: every new message processed and committed, then the outbox sent.
+
+A message that fails is recorded (pipeline/failures.py), left where it is and retried on a
+later pass; the pass goes on with the next one.
+"""
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending
 from outbox.transports import transport_for
+from pipeline import failures
 from pipeline.process import process_message
 from pipeline.settings import Settings
-from pipeline.sources import source_for
+from pipeline.sources import Incoming, source_for
 
 log = logging.getLogger("intake.poll")
 
@@ -33,33 +39,62 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def run_pass(settings: Settings, store, clock=utc_now) -> PassReport:
+def run_pass(settings: Settings, store, clock=utc_now, source=None,
+             stop: threading.Event | None = None) -> PassReport:
+    """Process what is new (and failures now due), then send what the outbox holds. With
+    `stop` set, the message in hand is finished and the rest waits for the next run."""
+    if source is None:
+        with source_for(settings.mailbox) as opened:
+            return run_pass(settings, store, clock, opened, stop)
     report = PassReport()
-    with source_for(settings.mailbox) as source:
-        for incoming in source.new_messages(store.ledger):
-            report.read += 1
-            _take(store, settings, source, incoming, clock(), report)
-        # Still inside the mailbox session: a copy of each reply goes to its Sent folder
-        # over the same login.
-        report.delivery = deliver_pending(store, transport_for(settings.smtp), clock(),
-                                          RetryPolicy.from_settings(settings.smtp),
-                                          on_sent=source.append_sent)
+    inflight = failures.InFlight(store.path)
+    inflight.recover(store, clock())
+    for incoming in _to_take(source, store, clock()):
+        if stop is not None and stop.is_set():
+            break
+        report.read += 1
+        _take(store, settings, source, incoming, clock(), report, inflight)
+    # Still inside the mailbox session: a copy of each reply goes to its Sent folder over the
+    # same login.
+    report.delivery = deliver_pending(store, transport_for(settings.smtp), clock(),
+                                      RetryPolicy.from_settings(settings.smtp),
+                                      on_sent=source.append_sent)
     return report
 
 
-def _take(store, settings: Settings, source, incoming, now: dt.datetime, report: PassReport) -> None:
+def _to_take(source, store, now: dt.datetime):
+    """New messages, less those waiting after a failure; then failures due for a retry that
+    the mailbox's own order will not bring back (IMAP UIDs below the ledger's mark)."""
+    seen = set()
+    for incoming in source.new_messages(store.ledger):
+        seen.add(incoming.ref)
+        if not failures.waiting(store, incoming.ref, now):
+            yield incoming
+    for failure in failures.due(store, now):
+        if failure["ref"] not in seen:
+            incoming = source.fetch_ref(failure["ref"])
+            if incoming is not None:
+                yield incoming
+
+
+def _take(store, settings: Settings, source, incoming: Incoming, now: dt.datetime,
+          report: PassReport, inflight: failures.InFlight) -> None:
     origin = {"folder": incoming.folder, "uid": incoming.uid, "uidvalidity": incoming.uidvalidity,
               "key": incoming.key}
+    inflight.begin(incoming.ref, origin)
     try:
         with store.transaction():
-            submission = process_message(incoming.raw, incoming.received_at, store, settings, now, origin)
+            submission = process_message(incoming.raw, incoming.received_at, store, settings, now,
+                                         origin, oversize=incoming.oversize)
             if not source.commit_after:
                 source.mark_done(incoming, store.ledger)
-    except Exception:  # noqa: BLE001 — one bad message must not stop the pass
-        # Left in the mailbox and unmarked, so a later pass (or a fixed version) takes it again.
-        log.exception("processing the message at %s failed; it stays in the mailbox", origin)
+    except Exception as exc:  # noqa: BLE001 — one bad message must not stop the pass
+        failures.record(store, incoming.ref, origin, incoming.raw, failures.describe_exception(exc), now)
         report.failed += 1
         return
+    finally:
+        inflight.end()
+    failures.resolve(store, incoming.ref)
     if source.commit_after:
         source.mark_done(incoming, store.ledger)
     if submission is None:

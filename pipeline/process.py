@@ -11,10 +11,11 @@ import logging
 from dataclasses import dataclass, field
 
 from outbox.compose import ReplyContent, compose_reply
-from outbox.manners import no_reply_reason
 from outbox.bounces import record_bounce
+from outbox.manners import no_reply_reason
 from outbox.queue import enqueue_reply
 from parsers.attachments import Document, read_attachments
+from parsers.auth_results import authentication_failures
 from parsers.email_message import parse_email
 from parsers.records import Attachment, FormRecord, ParsedEmail, Problem
 from parsers.sniff import sniff
@@ -35,9 +36,13 @@ class Judgement:
 
 
 def process_message(raw: bytes, received_at: dt.datetime, store, settings: Settings,
-                    now: dt.datetime, origin: dict | None = None) -> dict | None:
+                    now: dt.datetime, origin: dict | None = None, oversize: int | None = None,
+                    trust_sender: bool = False) -> dict | None:
     """Record one email and queue its reply. Returns the submission, or None when this exact
-    message was processed before. Call inside `store.transaction()`."""
+    message was processed before. Call inside `store.transaction()`.
+
+    `oversize`: the message's size when it was over the limit and only its headers were read.
+    `trust_sender`: an operator released it after its sender authentication failed."""
     parsed = parse_email(raw)
     digest = hashlib.sha256(raw).hexdigest()
     submission_id = parsed.message_id
@@ -57,19 +62,40 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
         return _skip(store, parsed, submission_id, digest, received_at, settings, origin, reason)
 
     county = settings.county_of(parsed.from_addr)
-    judgement = judge_attachments(parsed.attachments, cloud=bool(parsed.cloud_links))
-    if county is None and not judgement.documents:
+    failed_checks = [] if trust_sender else authentication_failures(parsed.headers, settings.mailbox.authserv_id)
+    if county is not None and failed_checks:
+        # A registered address whose mail failed SPF/DKIM/DMARC may be forged: nothing is
+        # accepted or answered until an operator releases it (`intake release`).
         return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
-                     "unknown sender without documents")
-
-    files = [_store_file(store, a) for a in parsed.attachments]
-    if county is None:
-        problems = [Problem("unknown-sender", detail={"address": parsed.from_addr})]
-        season = CountyJudgement("submission", "rejected", problems)
+                     f"sender authentication failed ({', '.join(failed_checks)})", status="held",
+                     raw_sha256=store.files.put(raw))
+    if oversize is not None:
+        if county is None:
+            return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
+                         "unknown sender, message over the size limit")
+        files = []
+        season = CountyJudgement("submission", "needs-correction", [Problem("message-too-large", detail={
+            "size_mb": round(oversize / 2**20, 1), "limit_mb": settings.mailbox.max_message_mb})])
     else:
-        season = judge_county_email(
-            store, settings, county, Received(submission_id, parsed.subject, received_at),
-            judgement.forms, judgement.reports, judgement.problems, bool(judgement.images))
+        judgement = judge_attachments(parsed.attachments, cloud=bool(parsed.cloud_links))
+        if county is None and not judgement.documents:
+            return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
+                         "unknown sender without documents")
+        files = [_store_file(store, a) for a in parsed.attachments]
+        if county is None:
+            problems = [Problem("unknown-sender", detail={"address": parsed.from_addr})]
+            season = CountyJudgement("submission", "rejected", problems)
+        else:
+            season = judge_county_email(
+                store, settings, county, Received(submission_id, parsed.subject, received_at),
+                judgement.forms, judgement.reports, judgement.problems, bool(judgement.images))
+    return _record_and_reply(store, settings, parsed, submission_id, digest, received_at, origin,
+                             county, season, files, now)
+
+
+def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission_id: str, digest: str,
+                      received_at: dt.datetime, origin: dict | None, county: str | None,
+                      season: CountyJudgement, files: list[dict], now: dt.datetime) -> dict:
     outcomes = [*season.forms, *season.reports]
     submission = _submission(parsed, submission_id, digest, received_at, settings, origin,
                              county=county, status=season.status, files=files,
@@ -132,11 +158,13 @@ def _store_file(store, att: Attachment) -> dict:
 
 
 def _skip(store, parsed: ParsedEmail, submission_id: str, digest: str, received_at: dt.datetime,
-          settings: Settings, origin: dict | None, reason: str) -> dict:
+          settings: Settings, origin: dict | None, reason: str, status: str = "skipped", **extra) -> dict:
+    """Recorded without a reply (status `skipped`, or `held` for an operator to release)."""
     submission = _submission(parsed, submission_id, digest, received_at, settings, origin,
-                             county=settings.county_of(parsed.from_addr), status="skipped",
+                             county=settings.county_of(parsed.from_addr), status=status,
                              files=[{"name": a.filename, "size": len(a.data)} for a in parsed.attachments],
                              problems=[], reason=reason)
+    submission.update(extra)
     store.submissions.add(submission)
     log.info("%s skipped: %s", submission_id, reason)
     return submission

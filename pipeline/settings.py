@@ -29,6 +29,12 @@ class MailboxSettings:
     path: Path = Path("var/mail/inbox")
     poll_seconds: int = 60
     ca_file: Path | None = None
+    max_message_mb: int = 50
+    authserv_id: str = ""          # trust only Authentication-Results from this server
+
+    @property
+    def max_bytes(self) -> int:
+        return self.max_message_mb * 1024 * 1024
 
     def password(self) -> str:
         return _secret(self.password_env, "mailbox.password_env")
@@ -208,13 +214,18 @@ def _mailbox(s: _Section) -> MailboxSettings:
     poll = s.get("poll_seconds", int, 60)
     if poll < 1:
         raise s._fail("poll_seconds", "must be at least 1")
+    max_mb = s.get("max_message_mb", int, 50)
+    if max_mb < 1:
+        raise s._fail("max_message_mb", "must be at least 1")
+    common = {"poll_seconds": poll, "max_message_mb": max_mb,
+              "authserv_id": s.get("authserv_id", str, "").strip().lower()}
     if transport == "maildir":
-        return MailboxSettings(transport, path=s.path("path"), poll_seconds=poll)
+        return MailboxSettings(transport, path=s.path("path"), **common)
     return MailboxSettings(
         transport, host=s.get("host", str), port=s.port("port", 993),
         security=s.choice("security", SECURITIES, "ssl"), username=s.get("username", str),
         password_env=s.get("password_env", str), folder=s.get("folder", str, "INBOX"),
-        poll_seconds=poll, ca_file=s.path("ca_file", None))
+        ca_file=s.path("ca_file", None), **common)
 
 
 def _smtp(s: _Section) -> SmtpSettings:

@@ -6,12 +6,14 @@ Maildir file's modification time — never the sender's Date header.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import imaplib
 import logging
 import os
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +32,9 @@ FETCH_BATCH = 25
 CLIENT_ID = {"name": "intake", "version": "0.1", "vendor": "Zhuzhou MIIT intake"}
 
 
+HEADER_LIMIT = 256 * 1024     # what is read of an oversized message: its headers
+
+
 @dataclass
 class Incoming:
     raw: bytes
@@ -38,13 +43,24 @@ class Incoming:
     uid: int | None = None        # IMAP
     uidvalidity: int | None = None
     key: str | None = None        # Maildir
+    oversize: int | None = None   # the full size, when only the headers were read
+
+    @property
+    def ref(self) -> str:
+        """Where the message lives, stable across passes: for failures and reprocessing."""
+        if self.key is not None:
+            return f"maildir:{self.key}"
+        return f"imap:{self.folder}:{self.uidvalidity}:{self.uid}"
 
 
 class MaildirSource:
     """The embedded default: messages in new/ are unprocessed; processed ones move to cur/."""
 
-    def __init__(self, path: Path):
+    commit_after = True   # a message is moved to cur/ once the store has committed it
+
+    def __init__(self, path: Path, max_bytes: int):
         self.path = Path(path)
+        self.max_bytes = max_bytes
 
     def __enter__(self) -> "MaildirSource":
         try:
@@ -59,33 +75,70 @@ class MaildirSource:
         pass
 
     def new_messages(self, ledger) -> Iterator[Incoming]:
-        new_dir = self.path / "new"
-        entries = sorted(new_dir.iterdir(), key=lambda p: (p.stat().st_mtime, p.name)) if new_dir.exists() else []
-        for entry in entries:
+        for _, name in sorted(self._waiting()):
+            incoming = self._read(self.path / "new" / name)
+            if incoming is not None:
+                yield incoming
+
+    def fetch_ref(self, ref: str) -> Incoming | None:
+        key = ref.removeprefix("maildir:")
+        for sub in ("new", "cur"):
+            for path in (self.path / sub).glob(f"{key}*"):
+                return self._read(path, key)
+        return None
+
+    def _waiting(self) -> list[tuple[float, str]]:
+        out = []
+        for entry in os.scandir(self.path / "new"):
             if entry.name.startswith("."):
                 continue
             try:
-                raw = entry.read_bytes()
-                mtime = entry.stat().st_mtime
+                out.append((entry.stat().st_mtime, entry.name))
             except FileNotFoundError:  # taken by another reader meanwhile
                 continue
-            yield Incoming(raw=raw, received_at=dt.datetime.fromtimestamp(mtime, dt.timezone.utc),
-                           folder=str(self.path), key=entry.name)
+        return out
+
+    def _read(self, path: Path, key: str | None = None) -> Incoming | None:
+        try:
+            size = path.stat().st_size
+            mtime = path.stat().st_mtime
+            with open(path, "rb") as fh:
+                raw = fh.read(HEADER_LIMIT if size > self.max_bytes else -1)
+        except FileNotFoundError:
+            return None
+        if size > self.max_bytes:
+            raw = _headers_only(raw)
+        return Incoming(raw=raw, received_at=dt.datetime.fromtimestamp(mtime, dt.timezone.utc),
+                        folder=str(self.path), key=key or path.name.split(":2,")[0],
+                        oversize=size if size > self.max_bytes else None)
 
     def mark_done(self, incoming: Incoming, ledger) -> None:
         """Move the file to cur/ with the Seen flag (call after the transaction commits)."""
         src = self.path / "new" / incoming.key
-        name = incoming.key if ":2," in incoming.key else incoming.key + ":2,S"
         try:
-            os.replace(src, self.path / "cur" / name)
+            os.replace(src, self.path / "cur" / (incoming.key + ":2,S"))
         except FileNotFoundError:
             pass
-
-    commit_after = True   # Maildir marks a message done after the store commits
 
     def append_sent(self, raw: bytes, when: dt.datetime | None = None) -> bool:
         """No Sent folder to keep: the Maildir transport's folder is the record of what left."""
         return False
+
+    def wait_for_mail(self, seconds: float, stop) -> None:
+        """Sleep up to `seconds`, waking early for a stop request or a new file in new/."""
+        before = {name for _, name in self._waiting()}
+        deadline = time.monotonic() + seconds
+        while not stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or {n for _, n in self._waiting()} - before:
+                return
+
+
+def _headers_only(raw: bytes) -> bytes:
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        head, found, _ = raw.partition(sep)
+        if found:
+            return head + sep
+    return raw
 
 
 class ImapSource:
@@ -149,10 +202,8 @@ class ImapSource:
 
     def new_messages(self, ledger) -> Iterator[Incoming]:
         folder = self.s.folder
-        try:
-            # SELECT, not EXAMINE: 163 knows SELECT after ID; BODY.PEEK keeps messages unread.
-            info = self.client.select_folder(folder)
-            uidvalidity = int(info[b"UIDVALIDITY"])
+        with self._errors(f"reading {folder}"):
+            uidvalidity = self._select()
             known_validity, last_uid = ledger.get(folder)
             if known_validity != uidvalidity:
                 if known_validity is not None:
@@ -162,16 +213,65 @@ class ImapSource:
                 last_uid = 0
             uids = sorted(u for u in self.client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
             for start in range(0, len(uids), FETCH_BATCH):
-                batch = uids[start:start + FETCH_BATCH]
-                fetched = self.client.fetch(batch, [b"BODY.PEEK[]", b"INTERNALDATE"])
-                for uid in batch:
-                    data = fetched.get(uid)
-                    if not data or b"BODY[]" not in data:
-                        continue
-                    yield Incoming(raw=data[b"BODY[]"], received_at=_aware(data[b"INTERNALDATE"]),
-                                   folder=folder, uid=uid, uidvalidity=uidvalidity)
-        except (IMAPClientError, imaplib.IMAP4.abort, OSError) as exc:
-            raise MailboxError(f"reading {folder} on {self.s.host} failed: {exc}") from None
+                yield from self._fetch(uids[start:start + FETCH_BATCH], uidvalidity)
+
+    def fetch_ref(self, ref: str) -> Incoming | None:
+        """The message a failure record names, if the folder still holds it unchanged."""
+        _, folder, uidvalidity, uid = ref.rsplit(":", 3)
+        with self._errors(f"reading {folder}"):
+            if folder != self.s.folder or self._select() != int(uidvalidity):
+                return None
+            return next(iter(self._fetch([int(uid)], int(uidvalidity))), None)
+
+    def _select(self) -> int:
+        # SELECT, not EXAMINE: 163 knows SELECT after ID; BODY.PEEK keeps messages unread.
+        return int(self.client.select_folder(self.s.folder)[b"UIDVALIDITY"])
+
+    def _fetch(self, uids: list[int], uidvalidity: int) -> Iterator[Incoming]:
+        """Whole messages; of one over the size limit, only its headers."""
+        sizes = self.client.fetch(uids, [b"RFC822.SIZE", b"INTERNALDATE"])
+        small = [u for u in uids if u in sizes and sizes[u].get(b"RFC822.SIZE", 0) <= self.s.max_bytes]
+        bodies = self.client.fetch(small, [b"BODY.PEEK[]"]) if small else {}
+        for uid in uids:
+            if uid not in sizes:
+                continue
+            size = sizes[uid].get(b"RFC822.SIZE", 0)
+            if uid in bodies:
+                raw, oversize = bodies[uid].get(b"BODY[]"), None
+            else:
+                head = self.client.fetch([uid], [b"BODY.PEEK[HEADER]"]).get(uid, {})
+                raw, oversize = head.get(b"BODY[HEADER]"), size
+            if raw is None:
+                continue
+            yield Incoming(raw=raw, received_at=_aware(sizes[uid][b"INTERNALDATE"]),
+                           folder=self.s.folder, uid=uid, uidvalidity=uidvalidity, oversize=oversize)
+
+    def wait_for_mail(self, seconds: float, stop) -> None:
+        """IDLE until the server announces new mail, a stop request or `seconds` pass; where
+        IDLE is not offered (163), just wait."""
+        if not self.client.has_capability("IDLE"):
+            stop.wait(seconds)
+            return
+        with self._errors("waiting for new mail"):
+            self.client.idle()
+            try:
+                deadline = time.monotonic() + seconds
+                while not stop.is_set() and time.monotonic() < deadline:
+                    responses = self.client.idle_check(timeout=min(1.0, deadline - time.monotonic()))
+                    if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                        break
+            finally:
+                self.client.idle_done()
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str):
+        """Any connection or protocol failure becomes one MailboxError line."""
+        try:
+            yield
+        except MailboxError:
+            raise
+        except (IMAPClientError, imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError, socket.timeout) as exc:
+            raise MailboxError(f"{doing} on {self.s.host} failed: {exc or type(exc).__name__}") from None
 
     def mark_done(self, incoming: Incoming, ledger) -> None:
         known_validity, last = ledger.get(incoming.folder)
@@ -206,5 +306,5 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def source_for(mailbox_settings) -> MaildirSource | ImapSource:
     if mailbox_settings.transport == "maildir":
-        return MaildirSource(mailbox_settings.path)
+        return MaildirSource(mailbox_settings.path, mailbox_settings.max_bytes)
     return ImapSource(mailbox_settings)

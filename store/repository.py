@@ -157,6 +157,9 @@ class Submissions(_Repository):
     def update(self, message_id: str, **fields) -> None:
         self._update(fields, Query().message_id == message_id)
 
+    def remove(self, message_id: str) -> None:
+        self._remove(Query().message_id == message_id)
+
 
 class Candidates(_Repository):
     """One document per (county, name), holding the current version and all earlier ones."""

@@ -1,0 +1,100 @@
+"""`intake run`: the long-running worker.
+
+It keeps one mailbox session open, takes new mail as it arrives (IMAP IDLE where the server
+offers it, else every poll_seconds), sends the outbox as replies fall due, sends the day's
+digest on time, and stops cleanly on SIGTERM or SIGINT after the message in hand. When the
+mailbox or the SMTP server goes away it logs one line, retries with growing waits, and logs one
+line when it is back.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+
+from outbox.queue import stored_time
+from pipeline.digest import due_digest, send_digest
+from pipeline.errors import MailboxError
+from pipeline.poll import PassReport, run_pass, utc_now
+from pipeline.settings import Settings
+from pipeline.sources import source_for
+
+log = logging.getLogger("intake.worker")
+
+
+class Outage:
+    """One log line when a service goes away and one when it is back, not one per try."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.since: dt.datetime | None = None
+
+    def down(self, error: str, now: dt.datetime) -> None:
+        if self.since is None:
+            self.since = now
+            log.warning("%s unavailable: %s; retrying with growing waits", self.name, error)
+
+    def up(self, now: dt.datetime) -> None:
+        if self.since is not None:
+            log.warning("%s available again after %s", self.name, str(now - self.since).split(".")[0])
+            self.since = None
+
+
+class Backoff:
+    """Exponential waits with jitter: 2 s, 4 s, ... up to `cap`, each between half and all."""
+
+    def __init__(self, base: float = 2.0, cap: float = 300.0):
+        self.base, self.cap, self.tries = base, cap, 0
+
+    def next(self) -> float:
+        self.tries += 1
+        full = min(self.cap, self.base * 2 ** (self.tries - 1))
+        return random.uniform(full / 2, full)
+
+    def reset(self) -> None:
+        self.tries = 0
+
+
+def run_worker(settings: Settings, store, stop: threading.Event, clock=utc_now) -> None:
+    mailbox, smtp = Outage("the mailbox"), Outage("the SMTP server")
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            with source_for(settings.mailbox) as source:
+                mailbox.up(clock())
+                backoff.reset()
+                _serve(settings, store, stop, clock, source, smtp)
+        except MailboxError as exc:
+            mailbox.down(str(exc), clock())
+            stop.wait(backoff.next())
+    log.info("stopped")
+
+
+def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp: Outage) -> None:
+    while not stop.is_set():
+        report = run_pass(settings, store, clock, source, stop)
+        if report.read:
+            log.info("%s", report.summary())
+        if report.delivery.error:
+            smtp.down(report.delivery.error, clock())
+        elif report.delivery.sent:
+            smtp.up(clock())
+        _send_digest_if_due(settings, store, clock())
+        if not stop.is_set():
+            source.wait_for_mail(_seconds_to_wait(settings, report, clock()), stop)
+
+
+def _send_digest_if_due(settings: Settings, store, now: dt.datetime) -> None:
+    date = due_digest(settings, store, now)
+    if date is not None:
+        outcome = send_digest(settings, store, date, now)
+        log.info("digest for %s queued (%s)", date, outcome.status)
+
+
+def _seconds_to_wait(settings: Settings, report: PassReport, now: dt.datetime) -> float:
+    """Until the next poll, or sooner when a waiting reply falls due."""
+    wait = float(settings.mailbox.poll_seconds)
+    if report.delivery.next_attempt_at:
+        wait = min(wait, (stored_time(report.delivery.next_attempt_at) - now).total_seconds())
+    return max(wait, 1.0)
