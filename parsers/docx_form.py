@@ -5,15 +5,12 @@ nest and re-space the table, and fill in values next to the label or inside the 
 """
 from __future__ import annotations
 
-import zipfile
-from io import BytesIO
-
-from docx import Document
 from lxml import etree
 
 from parsers.errors import UnreadableFile
 from parsers.form_fields import form_from_tables
 from parsers.normalize import clean_text
+from parsers.ooxml import BadPackage, DocxPackage, TooBig, open_docx
 from parsers.records import FormRecord
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -34,33 +31,24 @@ ENCRYPTED_OR_DOC = "文件设置了打开密码，或是旧版 Word（.doc）文
 def parse_form(data: bytes) -> FormRecord:
     """The form in a .docx file. Raises UnreadableFile or NotAForm."""
     doc = _open(data)
-    record = form_from_tables(_table_rows(doc.element.body))
+    record = form_from_tables(_table_rows(doc.body))
     record.photo_image, record.photo_ext = _photo(doc)
     record.photo = record.photo_image is not None
     return record
 
 
-def _open(data: bytes):
+def _open(data: bytes) -> DocxPackage:
     if data[:4] == _OLE2_MAGIC:   # encrypted OOXML and legacy .doc are both OLE2 containers
         raise UnreadableFile(ENCRYPTED_OR_DOC)
-    if _expanded_size(data) > MAX_EXPANDED:
-        raise UnreadableFile(TOO_BIG)
     try:
-        doc = Document(BytesIO(data))
-    except Exception as exc:   # zipfile, lxml, KeyError, ValueError...: all mean "can't open"
+        doc = open_docx(data, MAX_EXPANDED)
+    except TooBig:
+        raise UnreadableFile(TOO_BIG) from None
+    except BadPackage as exc:
         raise UnreadableFile(CORRUPT) from exc
-    if doc.element.body is None:   # a main part with no <w:body> is as broken as a bad zip
+    if doc.body is None:   # a main part with no <w:body> is as broken as a bad zip
         raise UnreadableFile(CORRUPT)
     return doc
-
-
-def _expanded_size(data: bytes) -> int:
-    """The declared size of every part; zipfile never inflates a part beyond its declared size."""
-    try:
-        with zipfile.ZipFile(BytesIO(data)) as zf:
-            return sum(info.file_size for info in zf.infolist())
-    except Exception:  # noqa: BLE001 — python-docx will report the damage
-        return 0
 
 
 # ---- walking the tables -------------------------------------------------------------------
@@ -77,11 +65,20 @@ def _tables(body):
             if next(tbl.iterancestors(_MC_FALLBACK), None) is None]
 
 
-def _own(parent, tag: str, boundary: str):
+def _own(parent, tag: str, boundary: str) -> list:
     """`tag` descendants of `parent` not inside a nested `boundary` (rows of this table, not of
     a table nested in one of its cells); also finds rows and cells wrapped in content controls."""
-    return [el for el in parent.iter(f"{_W}{tag}")
-            if next(el.iterancestors(f"{_W}{boundary}")) is parent]
+    return _descend(parent, f"{_W}{tag}", f"{_W}{boundary}")
+
+
+def _descend(parent, tag: str, boundary: str) -> list:
+    found = []
+    for child in parent:
+        if child.tag == tag:
+            found.append(child)
+        elif child.tag != boundary and len(child):
+            found += _descend(child, tag, boundary)
+    return found
 
 
 def _row_texts(tr) -> list[str]:
@@ -91,8 +88,12 @@ def _row_texts(tr) -> list[str]:
 
 
 def _continues_merge(tc) -> bool:
-    vmerge = tc.find(f"{_W}tcPr/{_W}vMerge")
+    props = tc.find(_TCPR)
+    vmerge = props.find(_VMERGE) if props is not None else None
     return vmerge is not None and vmerge.get(f"{_W}val", "continue") == "continue"
+
+
+_TCPR, _VMERGE = f"{_W}tcPr", f"{_W}vMerge"
 
 
 # ---- cell text ------------------------------------------------------------------------------
@@ -103,27 +104,34 @@ _SKIPPED = {f"{_W}del", f"{_W}moveFrom", f"{_W}tbl", _MC_FALLBACK}
 
 def _cell_text(tc) -> str:
     """A cell's text as Word shows it with tracked changes accepted: content controls and
-    insertions included, deletions and empty placeholders left out, paragraphs joined by "\\n"."""
+    insertions included, deletions and empty placeholders left out, paragraphs joined by "\n"."""
+    if any(_skipped(el) for el in tc.iter(*_SKIP_TAGS) if el is not tc):
+        return _cell_text_skipping(tc)
+    # The common cell: nothing to leave out, so lxml can pick out the text nodes by itself.
+    # A paragraph's "\n" goes before it rather than after: clean_text drops the first one.
+    return "".join(_TEXT_OF.get(el.tag) or el.text or "" for el in tc.iter(*_TEXT_TAGS))
+
+
+def _cell_text_skipping(tc) -> str:
     parts: list[str] = []
-    for child in tc:
-        _collect(child, parts)
+    walker = etree.iterwalk(tc, events=("start",))
+    for _, el in walker:
+        if el is not tc and _skipped(el):
+            walker.skip_subtree()
+        elif el.tag in _TEXT_TAGS:
+            parts.append(_TEXT_OF.get(el.tag) or el.text or "")
     return "".join(parts)
 
 
-def _collect(el, parts: list[str]):
-    tag = el.tag
-    if tag in _SKIPPED or (tag == f"{_W}sdt" and _showing_placeholder(el)):
-        return
-    if tag == f"{_W}t":
-        parts.append(el.text or "")
-    elif tag in (f"{_W}br", f"{_W}cr"):
-        parts.append("\n")
-    elif tag == f"{_W}tab":
-        parts.append("\t")
-    for child in el:
-        _collect(child, parts)
-    if tag == f"{_W}p":
-        parts.append("\n")
+def _skipped(el) -> bool:
+    return el.tag in _SKIPPED or (el.tag == _SDT and _showing_placeholder(el))
+
+
+_SDT = f"{_W}sdt"
+_SKIP_TAGS = (*_SKIPPED, _SDT)
+# What each text-bearing element contributes; w:t gives its own text.
+_TEXT_OF = {f"{_W}p": "\n", f"{_W}br": "\n", f"{_W}cr": "\n", f"{_W}tab": "\t", f"{_W}t": ""}
+_TEXT_TAGS = tuple(_TEXT_OF)
 
 
 def _showing_placeholder(sdt) -> bool:
@@ -135,16 +143,12 @@ def _showing_placeholder(sdt) -> bool:
 
 # DrawingML pictures (inline and floating) and legacy VML ones.
 _IMAGE_REFS = etree.XPath(".//a:blip/@r:embed | .//v:imagedata/@r:id", namespaces=_NS)
-_EXTENSIONS = {"image/jpeg": "jpeg", "image/png": "png", "image/gif": "gif", "image/bmp": "bmp",
-               "image/tiff": "tiff", "image/x-emf": "emf", "image/x-wmf": "wmf"}
 
 
-def _photo(doc) -> tuple[bytes | None, str]:
+def _photo(doc: DocxPackage) -> tuple[bytes | None, str]:
     """The first image embedded in the document body, with its extension."""
-    related = doc.part.related_parts
-    for rel_id in _IMAGE_REFS(doc.element.body):
-        part = related.get(rel_id)
-        if part is not None and part.content_type.startswith("image/"):
-            ext = _EXTENSIONS.get(part.content_type) or part.partname.ext
-            return part.blob, ext
+    for rel_id in _IMAGE_REFS(doc.body):
+        image = doc.image(rel_id)
+        if image is not None:
+            return image
     return None, ""

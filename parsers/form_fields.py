@@ -52,9 +52,13 @@ def _label_pattern(label: str) -> re.Pattern:
 
 
 # Longest label first: "所获荣誉情况" must not be read as "所获荣誉" followed by "情况".
-_PATTERNS = sorted(((len(label), _label_pattern(label), key)
+_PATTERNS = sorted(((len(label), _label_pattern(label), key, label[0])
                     for key, labels in LABELS.items() for label in labels),
                    key=lambda item: -item[0])
+# Labels by their first character: most cells hold values, and this rules them out at once.
+_BY_FIRST: dict[str, list] = {}
+for _length, _pattern, _key, _first in _PATTERNS:
+    _BY_FIRST.setdefault(_first, []).append((_pattern, _key))
 
 _NORMALIZERS = {
     "name": normalize_name, "sex": normalize_sex, "birth": normalize_birth,
@@ -131,7 +135,7 @@ def _meaningful(key: str, rest: str) -> bool:
 
 def match_label(text: str):
     """(key, remainder) when the cell starts with a label, else None."""
-    for _, pattern, key in _PATTERNS:
+    for pattern, key in _BY_FIRST.get(text.lstrip()[:1], ()):
         m = pattern.match(text)
         if m:
             return key, m.group(1).strip()

@@ -52,6 +52,8 @@ def clean_text(s: str | None) -> str:
     line, and drop blank lines at the start and end (inner line breaks of deeds are kept)."""
     if not s:
         return ""
+    if s.isprintable() and "  " not in s:   # one plain line: nothing but its ends to trim
+        return s.strip()
     s = s.translate(_ZERO_WIDTH).replace("\r\n", "\n").replace("\r", "\n").replace("\v", "\n")
     lines = [_HSPACE.sub(" ", line).strip() for line in s.split("\n")]
     while lines and not lines[0]:

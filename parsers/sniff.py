@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 
 _MAGIC = (
@@ -54,6 +55,9 @@ def _encrypted_ooxml(data: bytes) -> bool:
 
 
 def _zip_kind(data: bytes) -> str:
+    names = _central_names(data)
+    if "word/document.xml" in names:   # the common case, without building a ZipFile
+        return "docx"
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = set(zf.namelist())
@@ -69,3 +73,24 @@ def _zip_kind(data: bytes) -> str:
     if "[Content_Types].xml" in names or mimetype.startswith(b"application/vnd.oasis"):
         return "office"   # a spreadsheet or slides: a zip inside, but not an archive to open
     return "zip"
+
+
+_EOCD = b"PK\x05\x06"
+_CENTRAL = b"PK\x01\x02"
+
+
+def _central_names(data: bytes) -> set[str]:
+    """The member names in a zip's central directory, read with struct alone; an empty set
+    when the directory is not where it should be (zipfile then looks harder)."""
+    end = data.rfind(_EOCD, max(0, len(data) - 65557))
+    if end < 0 or end + 22 > len(data):
+        return set()
+    count, size, offset = struct.unpack_from("<HII", data, end + 10)
+    names, pos = set(), offset
+    for _ in range(count):
+        if data[pos:pos + 4] != _CENTRAL or pos + 46 > len(data):
+            return set()
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, pos + 28)
+        names.add(data[pos + 46:pos + 46 + name_len].decode("utf-8", "replace"))
+        pos += 46 + name_len + extra_len + comment_len
+    return names
