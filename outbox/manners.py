@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from email.message import Message
 
@@ -57,11 +58,13 @@ def thread_of(in_reply_to: str, references: list[str]) -> list[str]:
 
 
 def reply_allowed(history: list[dict], to: str, thread_ids: list[str], now: dt.datetime,
-                  limits=ReplyLimits()) -> str | None:
+                  limits=ReplyLimits(), ours: Container[str] | None = None) -> str | None:
     """None when an automatic reply to `to` may go out now, else the reason it may not.
 
-    `history`: the outbox records (reply_id, to, created_at, thread). `thread_ids`: the ids the
-    incoming email refers to. `limits`: ReplyLimits or the [smtp] settings.
+    `history`: the outbox records (reply_id, to, created_at, thread) — at least those of the
+    last hour and thread window. `thread_ids`: the ids the incoming email refers to. `limits`:
+    ReplyLimits or the [smtp] settings. `ours`: every reply id we ever sent (default: those in
+    `history`).
 
     - per sender: at most `per_sender_hourly_cap` replies to one address in any hour — generous,
       so a county sending several forms in a row is answered each time;
@@ -78,13 +81,15 @@ def reply_allowed(history: list[dict], to: str, thread_ids: list[str], now: dt.d
               and r["to"].strip().lower() == to]
     if len(recent) >= cap:
         return f"reply cap: {len(recent)} replies to {to} in the last hour (limit {cap})"
-    ours = {r["reply_id"] for r in history}
+    if ours is None:
+        ours = {r["reply_id"] for r in history}
     asked = set(thread_ids)
-    if not asked & ours:
+    if not any(i in ours for i in asked):
         return None
     for r in history:
-        member = r["reply_id"] in asked or asked & set(r.get("thread") or [])
-        answered_a_follow_up = set(r.get("thread") or []) & (ours - {r["reply_id"]})
+        thread = r.get("thread") or []
+        member = r["reply_id"] in asked or asked.intersection(thread)
+        answered_a_follow_up = any(i in ours and i != r["reply_id"] for i in thread)
         if member and answered_a_follow_up and now - _time(r["created_at"]) < window:
             return (f"thread cap: this thread already had an answer to a reply within "
                     f"{window.total_seconds() / 60:g} minutes ({r['reply_id']})")

@@ -19,7 +19,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Callable
 
-from outbox.manners import reply_allowed, thread_of
+from outbox.manners import ReplyLimits, reply_allowed, thread_of
 from outbox.transports import DeliveryError, TransportUnavailable
 
 log = logging.getLogger("intake.outbox")
@@ -91,7 +91,12 @@ def enqueue_reply(store, msg: EmailMessage, submission_id: str, now: dt.datetime
     """Queue the reply to a submission unless the manners caps forbid it (a loop, a flood).
     Returns None when queued, else the reason no reply goes out. `limits`: the [smtp] settings."""
     thread_ids = thread_of(in_reply_to, references or [])
-    reason = reply_allowed(store.outbox.all(), str(msg["To"]), thread_ids, now, limits)
+    # Both caps look back an hour at most (or the thread window): only that much history is
+    # read, and "one of ours?" is asked of the outbox's index, not of a copy of every reply.
+    window = max(dt.timedelta(hours=1), dt.timedelta(minutes=getattr(
+        limits, "thread_window_minutes", ReplyLimits.thread_window_minutes)))
+    reason = reply_allowed(store.outbox.recent(now - window), str(msg["To"]), thread_ids, now,
+                           limits, ours=store.outbox)
     if reason is None:
         enqueue(store, msg, submission_id, "reply", now, thread=thread_ids)
     else:

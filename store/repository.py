@@ -8,14 +8,57 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime as dt
 import fcntl
 import hashlib
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 from tinydb import Query, TinyDB
+from tinydb.table import Table
 
 from store.storage import JournaledStorage
+
+
+class _IdKeyed(MutableMapping):
+    """The table as TinyDB's updaters see it (int ids) over the stored dict (str ids), without
+    copying it: TinyDB's own Table rebuilds the whole table twice on every write."""
+
+    def __init__(self, raw: dict):
+        self.raw = raw
+
+    def __getitem__(self, doc_id):
+        return self.raw[str(doc_id)]
+
+    def __setitem__(self, doc_id, doc) -> None:
+        self.raw[str(doc_id)] = doc
+
+    def __delitem__(self, doc_id) -> None:
+        del self.raw[str(doc_id)]
+
+    def __contains__(self, doc_id) -> bool:
+        return str(doc_id) in self.raw
+
+    def __iter__(self):
+        return (int(k) for k in self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+class _InPlaceTable(Table):
+    """A TinyDB table whose writes change only the documents they touch."""
+
+    def _update_table(self, updater) -> None:
+        tables = self._storage.read()
+        updater(_IdKeyed(tables.setdefault(self.name, {})))
+        self._storage.write(tables)
+        self.clear_cache()
+
+
+class _TinyDB(TinyDB):
+    table_class = _InPlaceTable
 
 
 class StoreError(Exception):
@@ -29,7 +72,7 @@ class Store:
         self._storage: JournaledStorage | None = None
         self._changes: list[tuple[str, str]] = []
         try:
-            self.db = TinyDB(self.path, storage=self._make_storage)
+            self.db = _TinyDB(self.path, storage=self._make_storage)
             self.db.tables()  # read now, so a damaged file is reported at open
         except ValueError as exc:
             raise StoreError(f"the store {self.path} is not valid JSON: {exc}") from None
@@ -105,6 +148,11 @@ class Store:
             self._lock_fh = None
 
 
+def _moment(iso: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(iso)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
 def _plain(doc) -> dict:
     """A detached copy, so callers cannot change stored data behind the store's back."""
     return copy.deepcopy(dict(doc))
@@ -144,21 +192,56 @@ class _Repository:
         return ids
 
 
-class Submissions(_Repository):
-    """One document per email read, keyed by its Message-ID."""
+class _Keyed(_Repository):
+    """A table with one document per key, found through an in-memory index (key → doc id)
+    rather than a scan: lookups cost the same with 100 documents or 10,000."""
 
-    def get(self, message_id: str) -> dict | None:
-        doc = self.table.get(Query().message_id == message_id)
+    key = ""
+
+    def __init__(self, table, changed):
+        super().__init__(table, changed)
+        self._ids: dict[str, int] | None = None
+
+    def forget(self) -> None:
+        super().forget()
+        self._ids = None
+
+    @property
+    def ids(self) -> dict[str, int]:
+        if self._ids is None:
+            self._ids = {doc[self.key]: doc.doc_id for doc in self.table}
+        return self._ids
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.ids
+
+    def get(self, key: str) -> dict | None:
+        doc_id = self.ids.get(key)
+        doc = self.table.get(doc_id=doc_id) if doc_id is not None else None
         return _plain(doc) if doc else None
 
-    def add(self, submission: dict) -> None:
-        self._insert(submission)
+    def add(self, doc: dict) -> None:
+        if doc[self.key] not in self.ids:
+            self.ids[doc[self.key]] = self._insert(doc)
 
-    def update(self, message_id: str, **fields) -> None:
-        self._update(fields, Query().message_id == message_id)
+    def update(self, key: str, **fields) -> None:
+        doc_id = self.ids.get(key)
+        if doc_id is not None:
+            self._update_ids(fields, [doc_id])
 
-    def remove(self, message_id: str) -> None:
-        self._remove(Query().message_id == message_id)
+    def remove(self, key: str) -> None:
+        doc_id = self.ids.pop(key, None)
+        if doc_id is not None:
+            self._changed(self.table.name, self.table.remove(doc_ids=[doc_id]))
+
+    def _update_ids(self, fields: dict, doc_ids: list[int]) -> None:
+        self._changed(self.table.name, self.table.update(fields, doc_ids=doc_ids))
+
+
+class Submissions(_Keyed):
+    """One document per email read, keyed by its Message-ID."""
+
+    key = "message_id"
 
 
 class Candidates(_Repository):
@@ -189,22 +272,49 @@ class Ledger(_Repository):
                           Query().folder == folder)
 
 
-class Outbox(_Repository):
+class Outbox(_Keyed):
     """Replies written with the outcome they report, sent afterwards from here."""
 
-    def add(self, reply: dict) -> None:
-        if not self.table.contains(Query().reply_id == reply["reply_id"]):
-            self._insert(reply)
+    key = "reply_id"
 
-    def get(self, reply_id: str) -> dict | None:
-        doc = self.table.get(Query().reply_id == reply_id)
-        return _plain(doc) if doc else None
+    def forget(self) -> None:
+        super().forget()
+        self._statuses = None
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        """reply id → status, kept beside the index: the pending replies are found every pass."""
+        if getattr(self, "_statuses", None) is None:
+            self._statuses = {doc[self.key]: doc.get("status", "") for doc in self.table}
+        return self._statuses
+
+    def add(self, doc: dict) -> None:
+        super().add(doc)
+        self.statuses.setdefault(doc[self.key], doc.get("status", ""))
+
+    def update(self, key: str, **fields) -> None:
+        super().update(key, **fields)
+        if "status" in fields and key in self.statuses:
+            self.statuses[key] = fields["status"]
 
     def with_status(self, *statuses: str) -> list[dict]:
-        return [_plain(d) for d in self.table.search(Query().status.one_of(list(statuses)))]
+        wanted = set(statuses)
+        return [self.get(key) for key, status in self.statuses.items() if status in wanted]
 
-    def update(self, reply_id: str, **fields) -> None:
-        self._update(fields, Query().reply_id == reply_id)
+    def recent(self, since: dt.datetime) -> list[dict]:
+        """Replies created since `since`. Replies are stored in the order they were created, so
+        the newest are read first and the walk stops a day before `since` (room for clocks
+        that disagree), however long the outbox has grown."""
+        stop_before = since - dt.timedelta(days=1)
+        found = []
+        for doc_id in sorted(self.ids.values(), reverse=True):
+            doc = self.table.get(doc_id=doc_id)
+            created = _moment(doc["created_at"])
+            if created < stop_before:
+                break
+            if created >= since:
+                found.append(_plain(doc))
+        return found
 
     def undeliverable(self) -> list[dict]:
         """Replies that bounced; `flagged_address` is the county address that could not be reached."""
