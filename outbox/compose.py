@@ -79,7 +79,8 @@ def reply_subject(content: ReplyContent) -> str:
     if content.kind == "query":
         return f"【进度查询】{content.county} 信息技术能手推荐情况"
     named = [*content.withdrawn, *(f.name for f in content.forms), *(r.name for r in content.reports)]
-    names = "、".join(dict.fromkeys(n for n in named if n))
+    # A name is what the county typed: a line break in it must not start a header of its own.
+    names = "、".join(dict.fromkeys(" ".join(n.split()) for n in named if n and n.strip()))
     if content.kind == "withdrawal":
         what = "信息技术能手推荐人选"
     elif content.forms:

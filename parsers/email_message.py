@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import email
 import email.header
+import email.parser
 import email.utils
 import hashlib
+import itertools
 import re
 from email.message import Message
 
@@ -26,6 +28,8 @@ from parsers.records import Attachment, ParsedEmail
 _CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
                     "gb_2312-80": "gb18030", "euc-cn": "gb18030", "ks_c_5601-1987": "cp949"}
 _MAX_NAME = 120
+MAX_DEPTH = 50   # MIME levels kept: forwards inside forwards nest a few, hostile mail thousands
+MAX_PARTS = 500  # parts read: a county attaches a handful; each one read is a file stored
 _MSGID = re.compile(r"<[^<>\s]+>")
 
 
@@ -52,11 +56,31 @@ def parse_email(raw: bytes) -> ParsedEmail:
 
 def _structure(raw: bytes) -> Message:
     """mail-parser's message tree; where mail-parser itself fails on a malformed message
-    (it does on some empty nested multiparts), the standard library's parse of the same bytes."""
+    (it does on some empty nested multiparts), the standard library's parse of the same bytes.
+    Nesting deeper than MAX_DEPTH is cut off, so no later walk of the tree can recurse too deep."""
     try:
-        return mailparser.parse_from_bytes(raw).message
+        msg = mailparser.parse_from_bytes(raw).message
     except Exception:  # noqa: BLE001
-        return email.message_from_bytes(raw)
+        try:
+            msg = email.message_from_bytes(raw)
+        except RecursionError:  # nested deeper than the parser's stack: the headers alone
+            msg = email.parser.BytesParser().parsebytes(raw, headersonly=True)
+            msg.set_payload("")
+    _cut_nesting(msg)
+    return msg
+
+
+def _cut_nesting(msg: Message) -> None:
+    """Empty every multipart nested MAX_DEPTH levels down (real mail nests a handful)."""
+    stack = [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        if not part.is_multipart():
+            continue
+        if depth >= MAX_DEPTH:
+            part.set_payload([])
+        else:
+            stack.extend((child, depth + 1) for child in part.get_payload())
 
 
 def synthetic_message_id(raw: bytes) -> str:
@@ -164,10 +188,10 @@ def _attachments(msg: Message):
 
 
 def _leaf_parts(msg: Message):
+    """The first MAX_PARTS parts that are not containers, in order."""
     try:
-        for part in msg.walk():
-            if not part.is_multipart():
-                yield part
+        leaves = (part for part in msg.walk() if not part.is_multipart())
+        yield from itertools.islice(leaves, MAX_PARTS)
     except Exception:  # noqa: BLE001 — recursion on hostile nesting ends the walk, not the pass
         return
 

@@ -49,6 +49,9 @@ def _setup_logging(verbose: bool) -> None:
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """intake: reads the campaign mailbox, records every form and answers every county."""
     _setup_logging(verbose)
+    # Everything intake writes (store, attachments, replies, exports, converter scratch) holds
+    # candidates' personal data: readable by the service user only, directories included.
+    os.umask(0o077)
     ctx.obj = config_path or os.environ.get("INTAKE_CONFIG") or DEFAULT_CONFIG
 
 
