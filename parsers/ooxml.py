@@ -70,7 +70,11 @@ def open_docx(data: bytes, max_expanded: int) -> DocxPackage:
         if sum(info.file_size for info in zf.infolist()) > max_expanded:
             raise TooBig()
         main = _main_part(zf)
-        return DocxPackage(zf, main, etree.fromstring(zf.read(main), _SAFE))
+        root = etree.fromstring(zf.read(main), _SAFE)
+        if root.getroottree().docinfo.doctype:
+            # Word never writes a DOCTYPE; one here only serves entity tricks (XXE, bombs).
+            raise BadPackage("a document type declaration")
+        return DocxPackage(zf, main, root)
     except (zipfile.BadZipFile, KeyError, ValueError, etree.XMLSyntaxError, OSError,
             EOFError, NotImplementedError, RuntimeError) as exc:
         raise BadPackage(str(exc) or type(exc).__name__) from None
