@@ -23,6 +23,7 @@ from openpyxl.utils import get_column_letter
 from outbox.compose import STATUS_WORDS
 from outbox.wording import describe
 from parsers.records import FIELD_LABELS, FORM_FIELDS, OPINION_KEYS
+from pipeline.form_layout import FORM_LAYOUT
 from pipeline.roster import CountyRow, export_roster, in_county_order, latest_problems, rows_for
 from pipeline.settings import Settings
 
@@ -220,17 +221,6 @@ def _photo(files, cand: dict) -> bytes | None:
         return None
 
 
-# The paper form's grid, as pipeline/samples.py lays it out: (row, label col, field, value cols).
-_LAYOUT = (
-    (0, 0, "name", (1, 1)), (0, 2, "sex", (3, 3)), (0, 4, "birth", (5, 5)),
-    (1, 0, "ethnicity", (1, 1)), (1, 2, "native_place", (3, 3)), (1, 4, "political_status", (5, 5)),
-    (2, 0, "employer_post", (1, 5)),
-    (3, 0, "home_address", (1, 3)), (3, 4, "phone", (5, 6)),
-    (4, 0, "honours", (1, 6)),
-    (5, 0, "deeds", (1, 6)),
-    (6, 0, "recommender", (1, 6)), (7, 0, "discipline", (1, 6)),
-    (8, 0, "member_unit", (1, 6)), (9, 0, "approval", (1, 6)),
-)
 _COL_WIDTHS = (Cm(2.2), Cm(2.6), Cm(1.6), Cm(2.4), Cm(2.0), Cm(2.6), Cm(3.2))
 _ROW_HEIGHTS = {4: Cm(2.5), 5: Cm(7), 6: Cm(2.2), 7: Cm(2.2), 8: Cm(2.2), 9: Cm(2.2)}
 
@@ -245,7 +235,7 @@ def _candidate_form(doc, cand: dict, photo: bytes | None) -> None:
     table.style = "Table Grid"
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     opinions = cand.get("opinions") or {}
-    for row, col, key, (first, last) in _LAYOUT:
+    for row, col, key, (first, last) in FORM_LAYOUT:
         value_cell = table.cell(row, first)
         if last > first:
             value_cell = value_cell.merge(table.cell(row, last))

@@ -13,6 +13,8 @@ from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Cm, Pt
 
+from pipeline.form_layout import FORM_LAYOUT
+
 FORM_TITLE = "株洲市“十大能手”评选推荐表"
 FORM_CATEGORY = "类别：信息技术能手"
 STAMP_LINES = ("（盖章）", "年    月    日")   # printed under every opinion box
@@ -90,17 +92,6 @@ _LABELS = {   # field → (spaced label as printed on the paper form, plain labe
 }
 PHOTO_LABEL = "一寸免冠照片"
 
-# The paper form's grid: 7 columns; each entry is (row, label column, field, value columns).
-_LAYOUT = (
-    (0, 0, "name", (1, 1)), (0, 2, "sex", (3, 3)), (0, 4, "birth", (5, 5)),
-    (1, 0, "ethnicity", (1, 1)), (1, 2, "native_place", (3, 3)), (1, 4, "political_status", (5, 5)),
-    (2, 0, "employer_post", (1, 5)),
-    (3, 0, "home_address", (1, 3)), (3, 4, "phone", (5, 6)),
-    (4, 0, "honours", (1, 6)),
-    (5, 0, "deeds", (1, 6)),
-    (6, 0, "recommender", (1, 6)), (7, 0, "discipline", (1, 6)),
-    (8, 0, "member_unit", (1, 6)), (9, 0, "approval", (1, 6)),
-)
 _OPINION_ROWS = {"recommender", "discipline", "member_unit", "approval"}
 
 
@@ -123,7 +114,7 @@ def build_form_docx(fields: dict | None = None, *, photo: bool = True,
     table = container.add_table(10, 7)
     table.style = "Table Grid"
     photo_cell = table.cell(0, 6).merge(table.cell(2, 6))
-    for row, col, key, (first, last) in _LAYOUT:
+    for row, col, key, (first, last) in FORM_LAYOUT:
         value_cell = table.cell(row, first)
         if last > first:
             value_cell = value_cell.merge(table.cell(row, last))
