@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import traceback
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def due(store, now: dt.datetime) -> list[dict]:
 
 
 def record(store, ref: str, origin: dict, raw: bytes | None, error: str, now: dt.datetime,
-           crashed: bool = False) -> dict:
+           crashed: bool = False, message_id: str = "") -> dict:
     """Note one more failed attempt; the third sets the message aside."""
     earlier = store.failures.get(ref) or {}
     attempts = earlier.get("attempts", 0) + 1
@@ -46,7 +47,7 @@ def record(store, ref: str, origin: dict, raw: bytes | None, error: str, now: dt
     failure = {
         "ref": ref,
         "origin": origin or earlier.get("origin", {}),
-        "message_id": _message_id(raw) or earlier.get("message_id", ""),
+        "message_id": _message_id(raw) or message_id or earlier.get("message_id", ""),
         "error": error,
         "attempts": attempts,
         "first_at": earlier.get("first_at", now.isoformat()),
@@ -93,8 +94,8 @@ class InFlight:
     def __init__(self, store_path: Path):
         self.path = Path(store_path).with_name(Path(store_path).name + ".inflight")
 
-    def begin(self, ref: str, origin: dict) -> None:
-        data = json.dumps({"ref": ref, "origin": origin}).encode()
+    def begin(self, ref: str, origin: dict, raw: bytes = b"") -> None:
+        data = json.dumps({"ref": ref, "origin": origin, "message_id": _header_message_id(raw)}).encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data)
@@ -114,8 +115,18 @@ class InFlight:
         except ValueError:   # the marker itself was cut short: nothing to count
             self.end()
             return
-        record(store, marker["ref"], marker.get("origin", {}), None, CRASH_NOTE, now, crashed=True)
+        record(store, marker["ref"], marker.get("origin", {}), None, CRASH_NOTE, now,
+               crashed=True, message_id=marker.get("message_id", ""))
         self.end()
+
+
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
+
+
+def _header_message_id(raw: bytes) -> str:
+    """The Message-ID from the raw headers, cheaply: the marker is written for every message."""
+    match = _MESSAGE_ID.search(raw[:65536])
+    return match.group(1).decode("ascii", "replace") if match else ""
 
 
 def _message_id(raw: bytes | None) -> str:

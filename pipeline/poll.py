@@ -81,7 +81,7 @@ def _take(store, settings: Settings, source, incoming: Incoming, now: dt.datetim
           report: PassReport, inflight: failures.InFlight) -> None:
     origin = {"folder": incoming.folder, "uid": incoming.uid, "uidvalidity": incoming.uidvalidity,
               "key": incoming.key}
-    inflight.begin(incoming.ref, origin)
+    inflight.begin(incoming.ref, origin, incoming.raw)
     try:
         with store.transaction():
             submission = process_message(incoming.raw, incoming.received_at, store, settings, now,

@@ -65,10 +65,13 @@ class JournaledStorage(Storage):
         self._data = None
 
     def repair(self) -> None:
-        """For the writer: a journal ending in a torn line is folded away before appending."""
+        """For the writer: a journal ending in a torn line is folded away before appending, and
+        the temporary files of compactions cut short by a kill are removed."""
         self.read()
         if self._torn:
             self.compact()
+        for stale in self.path.parent.glob(".intake-*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def compact(self) -> None:
         data = self.read()
@@ -94,20 +97,37 @@ class JournaledStorage(Storage):
         self._commits = 0
 
     def _load(self) -> dict:
+        # A reader beside a writer: if the writer compacts between our reading the snapshot and
+        # our reading the journal, we would hold the old snapshot and an emptied journal. The
+        # snapshot is replaced before the journal is emptied, so a changed snapshot tells.
+        for _ in range(20):
+            before = self._snapshot_id()
+            data = self._read_snapshot()
+            for entries in self._journal_entries():
+                for table, doc_id, doc in entries:
+                    docs = data.setdefault(table, {})
+                    if doc is None:
+                        docs.pop(doc_id, None)
+                    else:
+                        docs[doc_id] = doc
+            if self._snapshot_id() == before:
+                return data
+        raise OSError(f"{self.path} keeps changing while it is read")
+
+    def _snapshot_id(self):
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _read_snapshot(self) -> dict:
+        self._torn = False
         try:
             text = self.path.read_text(encoding="utf-8")
-            data = json.loads(text) if text.strip() else {}
         except FileNotFoundError:
-            data = {}
-        self._torn = False
-        for entries in self._journal_entries():
-            for table, doc_id, doc in entries:
-                docs = data.setdefault(table, {})
-                if doc is None:
-                    docs.pop(doc_id, None)
-                else:
-                    docs[doc_id] = doc
-        return data
+            return {}
+        return json.loads(text) if text.strip() else {}
 
     def _journal_entries(self):
         try:

@@ -165,19 +165,21 @@ def test_a_message_that_crashes_three_times_is_set_aside(maildir):
     config, settings, store = maildir
     key = new_files(settings)[1]
     inflight = failures.InFlight(store.path)
+    raw = (settings.mailbox.path / "new" / key).read_bytes()
     for attempt in range(3):
-        inflight.begin(f"maildir:{key}", {"key": key})
+        inflight.begin(f"maildir:{key}", {"key": key}, raw)
         inflight.recover(store, T0 + dt.timedelta(minutes=attempt))
     [failure] = store.failures.with_status("failed")
     assert failure["attempts"] == 3 and failure["error"] == failures.CRASH_NOTE
+    assert failure["message_id"].startswith("<") and failure["message_id"].encode() in raw
     report = poll.run_pass(settings, store, Clock(T0 + dt.timedelta(hours=1)))
     assert (report.read, report.recorded) == (2, 2)
     assert new_files(settings) == [key]                  # kept, not looping, not lost
     store.close()
     listed = intake(config, "failed", env=WIDE)
     assert f"maildir:{key}" in listed.stdout and "intake stopped while processing" in listed.stdout
-    # reprocess by its `where` (no Message-ID was known at the crash)
-    result = intake(config, "reprocess", f"maildir:{key}")
+    # the Message-ID was read from the marker: reprocess by it
+    result = intake(config, "reprocess", failure["message_id"])
     assert result.returncode == 0, result.stderr
     assert len(maildir_replies(config.parent / "sent")) == 3
 
