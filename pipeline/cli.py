@@ -165,12 +165,18 @@ def status_lines(figures) -> list[str]:
     t = figures.totals
     waiting = "、".join(w.county for w in figures.waiting) or "无"
     deadline = deadline_line(figures.days_left, figures.deadline)
-    return [
+    lines = [
         f"合计：推荐人选 {t.candidates} 名（已受理 {t.accepted}，需补正 {t.needs_correction}），"
         f"名额 {t.places_used}/{t.places_total}，报告 {t.reports} 份",
         f"尚未报送：{waiting}。" + (f"[red]{deadline}[/red]" if figures.urgent else deadline),
-        f"未登记的发件地址：{len(figures.unknown_senders)} 个；未能送达的邮件：{len(figures.failed_replies)} 封",
+        f"未登记的发件地址：{len(figures.unknown_senders)} 个"
+        + "".join(f"\n  {u.address}（{u.emails} 封）" for u in figures.unknown_senders)
+        + f"；未能送达的邮件：{len(figures.failed_replies)} 封",
     ]
+    for problem in figures.problems:
+        lines.append(f"待补正：{problem.county} {problem.name}")
+        lines += [f"  {i}. {sentence}" for i, sentence in enumerate(problem.sentences, 1)]
+    return lines
 
 
 @main.command(name="outbox")

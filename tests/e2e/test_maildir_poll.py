@@ -190,3 +190,26 @@ def test_review_marks_are_kept_with_the_candidate_and_send_nothing(config):
     assert len(maildir_replies(config.parent / "sent")) == 1
     missing = intake(config, "mark", "李四", "--county", "荷塘区", "--status", "pooled")
     assert missing.returncode == 1 and "荷塘区 has no candidate named 李四" in missing.stderr
+
+
+def test_waiting_counties_unknown_senders_and_open_problems_are_visible(config):
+    unsigned = {**samples.SAMPLE_CANDIDATES[1],
+                "opinions": {**samples.SAMPLE_CANDIDATES[1]["opinions"], "discipline": ""}}
+    deliver(config, form_email("lusong@example.cn", unsigned),
+            form_email("clerk@qq.com", samples.SAMPLE_CANDIDATE),
+            sample_mail.foxmail_email("someone@163.com", MAILBOX, "你好", []))
+    assert intake(config, "poll", "--once").returncode == 0
+    status = intake(config, "status", env={"COLUMNS": "200"})
+    assert status.returncode == 0, status.stderr
+    assert "尚未报送：荷塘区、石峰区、天元区、渌口区、醴陵市、攸县、茶陵县、炎陵县。" in status.stdout
+    assert "未登记的发件地址：2 个" in status.stdout
+    assert "clerk@qq.com" in status.stdout and "someone@163.com" in status.stdout
+    assert "待补正：芦淞区 李四" in status.stdout and "“纪检监察部门意见”为空" in status.stdout
+    export = exported(config)
+    [cand] = export["candidates"]
+    assert (cand["county"], cand["status"], cand["problems"]) == (
+        "芦淞区", "needs-correction", ["missing-opinion:discipline"])
+    unknown = {s["from"]: (s["status"], s["problems"], s["reason"]) for s in export["submissions"]
+               if s["county"] is None}
+    assert unknown == {"clerk@qq.com": ("rejected", ["unknown-sender"], ""),
+                       "someone@163.com": ("skipped", [], "unknown sender without documents")}
