@@ -142,7 +142,8 @@ def status(ctx: click.Context) -> None:
 
 def print_county_table(store, settings: Settings, console: Console | None = None) -> None:
     """The digest's figures as of now (pipeline.digest.build_figures), as a terminal table."""
-    from pipeline.digest import build_figures, local_today, utc_now
+    from pipeline.digest import build_figures, local_today
+    from pipeline.poll import utc_now
 
     now = utc_now()
     figures = build_figures(store, settings, local_today(settings, now), now)
@@ -218,7 +219,8 @@ def digest(ctx: click.Context, date_text: str | None, dry_run: bool, force: bool
     import datetime as dt
 
     from outbox.digest import render_digest
-    from pipeline.digest import build_figures, local_today, send_digest, utc_now
+    from pipeline.digest import build_figures, local_today, send_digest
+    from pipeline.poll import utc_now
 
     now = utc_now()
     try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from outbox.compose import reply_message_id
 from outbox.digest import compose_digest, roster_filename
-from outbox.queue import DeliveryReport, deliver_pending, enqueue
+from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending, enqueue
 from outbox.transports import transport_for
 from outbox.wording import describe
 from pipeline.exports import roster_xlsx
@@ -103,10 +103,6 @@ class DigestFigures:
     @property
     def urgent(self) -> bool:
         return self.days_left < URGENT_DAYS
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def local_today(settings: Settings, now: dt.datetime) -> dt.date:
@@ -263,7 +259,7 @@ def send_digest(settings: Settings, store, date: dt.date, now: dt.datetime,
     transport = transport or transport_for(settings.smtp)
     earlier = store.digests.get(key)
     if earlier and not force:
-        delivery = deliver_pending(store, transport, now)
+        delivery = deliver_pending(store, transport, now, RetryPolicy.from_settings(settings.smtp))
         record = store.outbox.get(earlier["message_id"]) or {"status": "sent"}
         return DigestOutcome(date, earlier["message_id"], queued=False, earlier=earlier,
                              status=record["status"], delivery=delivery)
@@ -273,6 +269,6 @@ def send_digest(settings: Settings, store, date: dt.date, now: dt.datetime,
     with store.transaction():
         enqueue(store, msg, f"digest:{key}", DIGEST_KIND, now)
         store.digests.record(key, message_id, figures.cutoff.isoformat(), now.isoformat())
-    delivery = deliver_pending(store, transport, now)
+    delivery = deliver_pending(store, transport, now, RetryPolicy.from_settings(settings.smtp))
     return DigestOutcome(date, message_id, queued=True, delivery=delivery,
                          status=(store.outbox.get(message_id) or {"status": "pending"})["status"])
