@@ -81,6 +81,10 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
         if county is None and not judgement.documents:
             return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
                          "unknown sender without documents")
+        if county is not None and _thanks_for_our_reply(parsed, judgement, store):
+            # "收到，谢谢" in answer to a receipt: asking that clerk for an attachment would be rude.
+            return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
+                         "answer to our reply without documents")
         files = [_store_file(store, a) for a in parsed.attachments]
         if county is None:
             problems = [Problem("unknown-sender", detail={"address": parsed.from_addr})]
@@ -91,6 +95,15 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
                 judgement.forms, judgement.reports, judgement.problems, bool(judgement.images))
     return _record_and_reply(store, settings, parsed, submission_id, digest, received_at, origin,
                              county, season, files, now)
+
+
+def _thanks_for_our_reply(parsed: ParsedEmail, judgement: "Judgement", store) -> bool:
+    """An email answering one of our replies, carrying nothing to read and asking nothing."""
+    if judgement.documents or parsed.cloud_links:
+        return False
+    if rules.is_status_query(parsed.subject) or rules.is_withdrawal(parsed.subject):
+        return False
+    return any(i in store.outbox for i in [parsed.in_reply_to, *parsed.references] if i)
 
 
 def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission_id: str, digest: str,

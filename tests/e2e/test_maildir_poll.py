@@ -213,3 +213,18 @@ def test_waiting_counties_unknown_senders_and_open_problems_are_visible(config):
                if s["county"] is None}
     assert unknown == {"clerk@qq.com": ("rejected", ["unknown-sender"], ""),
                        "someone@163.com": ("skipped", [], "unknown sender without documents")}
+
+
+def test_a_thank_you_in_answer_to_our_receipt_gets_no_correction_request(config):
+    deliver(config, form_email("hetang@example.cn", samples.SAMPLE_CANDIDATE))
+    assert intake(config, "poll", "--once").returncode == 0
+    [receipt] = maildir_replies(config.parent / "sent")
+    thanks = sample_mail.foxmail_email("hetang@example.cn", MAILBOX, "回复：" + receipt["Subject"], [],
+                                       body="收到，谢谢！", extra_headers={
+                                           "In-Reply-To": receipt["Message-ID"],
+                                           "References": receipt["Message-ID"]})
+    deliver(config, thanks, at=JULY + dt.timedelta(hours=1))
+    assert intake(config, "poll", "--once").returncode == 0
+    assert len(maildir_replies(config.parent / "sent")) == 1
+    reasons = [s["reason"] for s in exported(config)["submissions"]]
+    assert "answer to our reply without documents" in reasons
