@@ -104,9 +104,17 @@ def test_a_robot_answering_every_reply_from_a_new_address_gets_two_replies(mail)
     assert len(held) == 1 and held[0]["reason"].startswith("thread cap")
 
 
-def test_a_robot_at_the_county_address_gets_two_replies(mail):
+def test_a_robot_at_the_county_address_gets_no_answer_to_its_empty_answers(mail):
     start(mail)
     replies = converse(mail, lambda r: robot_answer(r, "hetang@example.cn"))
+    assert len(replies) == 1   # the receipt; the robot's "已收到" asks nothing and carries nothing
+    reasons = [s["reason"] for s in mail.store.submissions.all()]
+    assert reasons.count("answer to our reply without documents") == 1
+
+
+def test_a_robot_at_the_county_address_sending_forms_gets_two_replies(mail):
+    start(mail)
+    replies = converse(mail, lambda r: robot_answer(r, "hetang@example.cn", attach_form=True))
     assert len(replies) == 2
     assert len(mail.store.submissions.all()) == 3  # every message recorded, the third unanswered
 
