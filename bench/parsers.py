@@ -26,11 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lxml import etree  # noqa: E402
 
+from bench import figures  # noqa: E402
 from parsers.attachments import read_attachments  # noqa: E402
 from parsers.records import Attachment  # noqa: E402
 from tests.corpus import build, files  # noqa: E402
 
 BATCH = 12   # the "a dozen .doc files in one email" case
+DOCX_TARGET = 5.0   # a .docx form at most this many times its floor
 
 
 def corpus() -> dict[str, list[tuple[str, bytes]]]:
@@ -103,7 +105,10 @@ def _measure_child(sender, task, runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
-    runs = parser.parse_args().runs
+    parser.add_argument("--json", help="also write the figures here, for bench/run_all.py")
+    args = parser.parse_args()
+    runs = args.runs
+    out = []
     emails = corpus()
     soffice = WarmSoffice()
     doc_bytes = emails["doc"][0][1]
@@ -121,11 +126,18 @@ def main() -> None:
         ms, own, kids = measure(lambda atts=atts: read_attachments(atts), runs)
         ms /= len(atts)
         line = f"{fmt:<22}{ms:>9.1f}{own:>8.0f}{kids:>9.0f}   "
+        figure = figures.Figure("parsers", f"{fmt}: ms per form (RSS {own:.0f} MB, children {kids:.0f} MB)",
+                                round(ms, 1), "ms")
         if fmt in floors:
             name, task = floors[fmt]
             floor_ms = measure(task, runs)[0]
             line += f"{name:<18}{floor_ms:>8.1f}{ms / floor_ms:>7.1f}"
+            figure.floor, figure.floor_what, figure.ratio = round(floor_ms, 1), name, round(ms / floor_ms, 1)
+            if fmt == "docx":
+                figure.target, figure.passed = f"<= {DOCX_TARGET:g}x floor", ms / floor_ms <= DOCX_TARGET
         print(line)
+        out.append(figure)
+    figures.write(args.json, out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import figures  # noqa: E402
 from pipeline import sample_mail, samples  # noqa: E402
 from pipeline.demo import write_maildir  # noqa: E402
 from pipeline.poll import run_pass  # noqa: E402
@@ -22,6 +23,7 @@ from pipeline.settings import load_settings  # noqa: E402
 from store.repository import Store  # noqa: E402
 from tests.configs import MAILBOX, write_config  # noqa: E402
 
+GROWTH_TARGET = 2.0   # the largest store's cost per message, at most this many times the smallest's
 JULY = dt.datetime(2022, 7, 20, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
@@ -73,7 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--messages", type=int, default=40)
+    parser.add_argument("--json", help="also write the figures here, for bench/run_all.py")
     args = parser.parse_args()
+    out = []
     sizes = [int(s) for s in args.sizes.split(",")]
     batch = emails(args.messages)
     cost_per_message(sizes[0], batch[:5])   # imports, templates and caches warm, as in the worker
@@ -83,6 +87,12 @@ def main() -> None:
         ms = cost_per_message(size, batch)
         base = base or ms
         print(f"{size:>8}{ms:>12.1f}{ms / base:>12.2f}x")
+        largest = size == sizes[-1] and size != sizes[0]
+        out.append(figures.Figure(
+            "store growth", f"ms per message, {size:,} stored", round(ms, 1), "ms", round(base, 1),
+            f"the same with {sizes[0]:,} stored", round(ms / base, 2),
+            f"<= {GROWTH_TARGET:g}x floor" if largest else "", (ms / base <= GROWTH_TARGET) if largest else None))
+    figures.write(args.json, out)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,9 @@ def enqueue(store, msg: EmailMessage, submission_id: str, kind: str, now: dt.dat
     """Call inside the transaction that records the submission's outcome. `thread`: the ids the
     answered email referred to (In-Reply-To, References), for the per-thread manners rule."""
     store.outbox.add({
-        "reply_id": msg["Message-ID"],
+        # str(): the header object itself would be stored, and every copy of the reply
+        # (outbox.recent, once per reply queued) would rebuild it through the header registry.
+        "reply_id": str(msg["Message-ID"]),
         "submission_id": submission_id,
         "kind": kind,
         "to": str(msg["To"]),
