@@ -97,8 +97,14 @@ def enqueue_reply(store, msg: EmailMessage, submission_id: str, now: dt.datetime
     # read, and "one of ours?" is asked of the outbox's index, not of a copy of every reply.
     window = max(dt.timedelta(hours=1), dt.timedelta(minutes=getattr(
         limits, "thread_window_minutes", ReplyLimits.thread_window_minutes)))
-    reason = reply_allowed(store.outbox.recent(now - window), str(msg["To"]), thread_ids, now,
-                           limits, ours=store.outbox)
+    to, asked = str(msg["To"]).strip().lower(), set(thread_ids)
+
+    def concerned(reply: dict) -> bool:   # the same address, or the same thread
+        return (reply["to"].strip().lower() == to or reply["reply_id"] in asked
+                or bool(asked.intersection(reply.get("thread") or [])))
+
+    reason = reply_allowed(store.outbox.recent(now - window, concerned), str(msg["To"]),
+                           thread_ids, now, limits, ours=store.outbox)
     if reason is None:
         enqueue(store, msg, submission_id, "reply", now, thread=thread_ids)
     else:

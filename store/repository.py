@@ -301,10 +301,11 @@ class Outbox(_Keyed):
         wanted = set(statuses)
         return [self.get(key) for key, status in self.statuses.items() if status in wanted]
 
-    def recent(self, since: dt.datetime) -> list[dict]:
-        """Replies created since `since`. Replies are stored in the order they were created, so
-        the newest are read first and the walk stops a day before `since` (room for clocks
-        that disagree), however long the outbox has grown."""
+    def recent(self, since: dt.datetime, wanted=lambda doc: True) -> list[dict]:
+        """Replies created since `since` for which `wanted(doc)` holds. Replies are stored in
+        the order they were created, so the newest are read first and the walk stops a day
+        before `since` (room for clocks that disagree), however long the outbox has grown;
+        only the wanted ones are copied."""
         stop_before = since - dt.timedelta(days=1)
         found = []
         for doc_id in sorted(self.ids.values(), reverse=True):
@@ -312,13 +313,9 @@ class Outbox(_Keyed):
             created = _moment(doc["created_at"])
             if created < stop_before:
                 break
-            if created >= since:
+            if created >= since and wanted(doc):
                 found.append(_plain(doc))
         return found
-
-    def undeliverable(self) -> list[dict]:
-        """Replies that bounced; `flagged_address` is the county address that could not be reached."""
-        return self.with_status("undeliverable")
 
 
 class Digests(_Repository):
