@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import random
 from dataclasses import dataclass
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from pathlib import Path
 from typing import Callable
 
 from outbox.manners import ReplyLimits, reply_allowed, thread_of
 from outbox.transports import DeliveryError, TransportUnavailable
+from store.marker import Marker
 
 log = logging.getLogger("intake.outbox")
 
@@ -192,31 +191,26 @@ def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: Delive
 
 
 class Handover:
-    """A marker file naming the reply whose final DATA dot is on its way, fsynced before the
-    dot is sent and removed once the server's answer is recorded. A marker found later means a
-    crash in between: the reply is `uncertain`, never sent twice by itself."""
+    """The reply whose final DATA dot is on its way, named in a marker (store/marker.py) set
+    before the dot is sent and cleared once the server's answer is recorded. A marker found
+    later means a crash in between: the reply is `uncertain`, never sent twice by itself."""
 
     def __init__(self, store_path):
-        self.path = Path(store_path).with_name(Path(store_path).name + ".sending")
+        self.marker = Marker(store_path, "sending")
+        self.path = self.marker.path
 
     def begin(self, reply_id: str) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, reply_id.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self.marker.set(reply_id)
 
     def active(self) -> bool:
-        return self.path.exists()
+        return self.marker.is_set()
 
     def end(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.marker.clear()
 
     def recover(self, store, transport, now: dt.datetime) -> None:
-        try:
-            reply_id = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        reply_id = self.marker.get()
+        if reply_id is None:
             return
         reply = store.outbox.get(reply_id)
         if reply is not None and reply["status"] == "pending":

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 import traceback
 from pathlib import Path
 
 from parsers.email_message import parse_email
+from store.marker import Marker
 
 log = logging.getLogger("intake.failures")
 
@@ -89,29 +89,25 @@ def resolve(store, ref: str) -> None:
 
 
 class InFlight:
-    """A marker file naming the message being processed, fsynced, beside the store."""
+    """The message being processed, named in a marker beside the store (store/marker.py)."""
 
     def __init__(self, store_path: Path):
-        self.path = Path(store_path).with_name(Path(store_path).name + ".inflight")
+        self.marker = Marker(store_path, "inflight")
+        self.path = self.marker.path
 
     def begin(self, ref: str, origin: dict, raw: bytes = b"") -> None:
-        data = json.dumps({"ref": ref, "origin": origin, "message_id": _header_message_id(raw)}).encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self.marker.set(json.dumps({"ref": ref, "origin": origin, "message_id": _header_message_id(raw)}))
 
     def end(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.marker.clear()
 
     def recover(self, store, now: dt.datetime) -> None:
         """Count a crash against the message that was in hand when it happened."""
-        try:
-            marker = json.loads(self.path.read_text())
-        except FileNotFoundError:
+        text = self.marker.get()
+        if text is None:
             return
+        try:
+            marker = json.loads(text)
         except ValueError:   # the marker itself was cut short: nothing to count
             self.end()
             return
