@@ -1,23 +1,13 @@
 """A crash between the final DATA dot and recording the server's answer: the reply is never
 sent twice by itself. Over SMTP it becomes `uncertain`; with a Maildir the folder is asked."""
 import datetime as dt
-from email.message import EmailMessage
 
 from outbox.queue import Handover, RetryPolicy, deliver_pending, enqueue, requeue_failed
 from outbox.transports import MaildirTransport, SmtpTransport
 from store.repository import Store
+from tests.replies import reply
 
 T0 = dt.datetime(2022, 7, 20, 2, 0, tzinfo=dt.timezone.utc)
-
-
-def reply(n: int) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = "zzdztxhrj@163.com"
-    msg["To"] = "hetang@example.cn"
-    msg["Subject"] = f"【已受理】荷塘区 张三{n} 信息技术能手推荐表"
-    msg["Message-ID"] = f"<reply-{n}@163.com>"
-    msg.set_content("荷塘区科工信局：您好！")
-    return msg
 
 
 def queued(tmp_path, *numbers: int) -> Store:

@@ -3,26 +3,16 @@ jitter on 4xx and unreachable servers, 163's throttling answers stop the batch, 
 and a reply is delivered once however many passes it takes."""
 import datetime as dt
 import random
-from email.message import EmailMessage
 
 import pytest
 
 from outbox.queue import RetryPolicy, deliver_pending, enqueue, requeue_failed
 from outbox.transports import SmtpTransport
 from store.repository import Store
+from tests.replies import reply
 
 T0 = dt.datetime(2022, 7, 20, 2, 0, tzinfo=dt.timezone.utc)
 POLICY = RetryPolicy(base_seconds=60, max_seconds=3600, give_up_hours=24, batch_size=10)
-
-
-def reply(n: int) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = "zzdztxhrj@163.com"
-    msg["To"] = "hetang@example.cn"
-    msg["Subject"] = f"【已受理】荷塘区 张三{n} 信息技术能手推荐表"
-    msg["Message-ID"] = f"<reply-{n}@163.com>"
-    msg.set_content("荷塘区科工信局：您好！")
-    return msg
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Replies leave over SMTP as 163 wants them: TLS verified, login, envelope sender = login."""
 import datetime as dt
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -8,18 +7,9 @@ import pytest
 from outbox.queue import deliver_pending, enqueue
 from outbox.transports import SmtpTransport, TransportUnavailable
 from store.repository import Store
+from tests.replies import reply
 
 NOW = dt.datetime(2022, 7, 20, 2, 0, tzinfo=dt.timezone.utc)
-
-
-def reply(n: int = 1) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = "zzdztxhrj@163.com"
-    msg["To"] = "hetang@example.cn"
-    msg["Subject"] = f"【已受理】荷塘区 张三 信息技术能手推荐表 {n}"
-    msg["Message-ID"] = f"<reply-{n}@163.com>"
-    msg.set_content("荷塘区科工信局：您好！")
-    return msg
 
 
 def transport(server, security: str, password: str = "smtp-secret", ca: bool = True) -> SmtpTransport:
