@@ -1,12 +1,16 @@
 """Configuration files for tests: the shipped default with the [mailbox] and [smtp] swapped."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "config" / "intake.toml"
 MAILBOX = "zzdztxhrj@163.com"
+SMTP_USER, SMTP_PASSWORD = "intake@example.cn", "smtp-secret"   # the test SMTP server's login
+# When test mail "arrived": before the form deadline, in Zhuzhou's time.
+MAIL_RECEIVED = dt.datetime(2022, 7, 20, 10, 15, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
 def _table(name: str, values: dict) -> str:

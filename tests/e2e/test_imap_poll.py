@@ -7,41 +7,9 @@ import pytest
 
 from pipeline import sample_mail, samples
 from tests.cli import exported, intake
-from tests.configs import MAILBOX, write_config
+from tests.configs import MAIL_RECEIVED, MAILBOX, SMTP_USER, write_config
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-JULY_20 = dt.datetime(2022, 7, 20, 10, 15, tzinfo=SHANGHAI)
-SMTP_USER, SMTP_PASSWORD = "intake@example.cn", "smtp-secret"
-
-
-@pytest.fixture
-def mail(tmp_path, dovecot, imap_account, smtp_server):
-    """A config reading the test account over IMAPS (trusting the test CA) and replying
-    through the test SMTP server, with the passwords in the environment."""
-    user, password = imap_account
-    config = write_config(
-        tmp_path,
-        mailbox={"transport": "imap", "host": dovecot.host, "port": dovecot.tls_port,
-                 "security": "ssl", "username": user, "password_env": "INTAKE_IMAP_PASSWORD",
-                 "folder": "INBOX", "ca_file": str(dovecot.ca_file)},
-        smtp={"transport": "smtp", "host": "127.0.0.1", "port": smtp_server.port,
-              "security": "none", "username": SMTP_USER, "password_env": "INTAKE_SMTP_PASSWORD",
-              "from_address": MAILBOX})
-    env = {"INTAKE_IMAP_PASSWORD": password, "INTAKE_SMTP_PASSWORD": SMTP_PASSWORD}
-
-    class Mail:
-        def append(self, raw: bytes, when: dt.datetime = JULY_20) -> None:
-            dovecot.append(user, password, raw, internaldate=when)
-
-        def poll(self):
-            return intake(config, "poll", "--once", env=env)
-
-        def export(self) -> dict:
-            return exported(config, env=env)
-
-    m = Mail()
-    m.config, m.env, m.user, m.password = config, env, user, password
-    return m
+JULY_20 = MAIL_RECEIVED
 
 
 def form_email(sender: str, form: dict, message_id: str, filename: str | None = None) -> bytes:

@@ -4,7 +4,6 @@ import datetime as dt
 from pipeline import sample_mail, samples
 from tests.cli import body_text
 from tests.configs import MAILBOX
-from tests.e2e.test_imap_poll import mail  # noqa: F401 — the IMAP + SMTP fixture
 
 SH = dt.timezone(dt.timedelta(hours=8))
 HETANG = "hetang@example.cn"

@@ -1,6 +1,5 @@
 """The field rules of SPEC §3 on one form, and the sentence a county reads for each problem."""
 import dataclasses
-import datetime as dt
 
 import pytest
 

@@ -1,0 +1,37 @@
+"""Fixtures for end-to-end tests on the real mail servers."""
+import datetime as dt
+
+import pytest
+
+from tests.cli import exported, intake
+from tests.configs import MAIL_RECEIVED, MAILBOX, SMTP_PASSWORD, SMTP_USER, write_config
+
+
+@pytest.fixture
+def mail(tmp_path, dovecot, imap_account, smtp_server):
+    """A config reading the test account over IMAPS (trusting the test CA) and replying
+    through the test SMTP server, with the passwords in the environment."""
+    user, password = imap_account
+    config = write_config(
+        tmp_path,
+        mailbox={"transport": "imap", "host": dovecot.host, "port": dovecot.tls_port,
+                 "security": "ssl", "username": user, "password_env": "INTAKE_IMAP_PASSWORD",
+                 "folder": "INBOX", "ca_file": str(dovecot.ca_file)},
+        smtp={"transport": "smtp", "host": "127.0.0.1", "port": smtp_server.port,
+              "security": "none", "username": SMTP_USER, "password_env": "INTAKE_SMTP_PASSWORD",
+              "from_address": MAILBOX})
+    env = {"INTAKE_IMAP_PASSWORD": password, "INTAKE_SMTP_PASSWORD": SMTP_PASSWORD}
+
+    class Mail:
+        def append(self, raw: bytes, when: dt.datetime = MAIL_RECEIVED) -> None:
+            dovecot.append(user, password, raw, internaldate=when)
+
+        def poll(self):
+            return intake(config, "poll", "--once", env=env)
+
+        def export(self) -> dict:
+            return exported(config, env=env)
+
+    m = Mail()
+    m.config, m.env, m.user, m.password = config, env, user, password
+    return m
