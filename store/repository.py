@@ -317,6 +317,10 @@ class Outbox(_Keyed):
                 found.append(_plain(doc))
         return found
 
+    def undeliverable(self) -> list[dict]:
+        """Replies that bounced; `flagged_address` is the county address that could not be reached."""
+        return self.with_status("undeliverable")
+
 
 class Digests(_Repository):
     """The daily digest ledger: one document per date, so a date's digest goes out once."""
