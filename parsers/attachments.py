@@ -64,11 +64,6 @@ def read_attachments(attachments: list[Attachment]) -> list[Document]:
     return [f if isinstance(f, Document) else _read(f, converted) for f in files]
 
 
-def read_attachment(att: Attachment) -> Document:
-    """One attachment on its own; an archive gives its first document (tests, tools)."""
-    return read_attachments([att])[0]
-
-
 # ---- containers -----------------------------------------------------------------------------
 
 def _unpacked(name: str, data: bytes, depth: int, budget: Budget) -> list[_File | Document]:

@@ -55,13 +55,6 @@ class CountyRow:
         return self.places_used > 0
 
 
-def county_rows(store, settings: Settings, as_of: dt.datetime | None = None) -> list[CountyRow]:
-    """One row per configured county, in the configuration's order; the digest and `intake status`
-    both read these, so they always agree."""
-    candidates, submissions = roster_as_of(store, as_of)
-    return rows_for(candidates, submissions, settings)
-
-
 def rows_for(candidates: list[dict], submissions: list[dict], settings: Settings) -> list[CountyRow]:
     rows = {c.name: CountyRow(c.name, places_max=settings.campaign.candidates_max)
             for c in settings.counties}

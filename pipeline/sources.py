@@ -152,7 +152,6 @@ class ImapSource:
     def __init__(self, settings):
         self.s = settings
         self.client: IMAPClient | None = None
-        self.uidvalidity: int | None = None
 
     def __enter__(self) -> "ImapSource":
         self.client = self._connect()

@@ -48,3 +48,19 @@ def _swap(text: str, name: str, table: str) -> str:
     pattern = re.compile(rf"^\[{name}\]\n(?:(?!\[).*\n)*", re.MULTILINE)
     assert pattern.search(text), name
     return pattern.sub(lambda _: table + "\n", text, count=1)
+
+
+def mail_server_config(directory: Path, dovecot, account: tuple[str, str], smtp_port: int,
+                       **extra_smtp) -> tuple[Path, dict]:
+    """A config reading `account` on the test Dovecot over IMAPS (trusting its CA) and replying
+    through the test SMTP server; with the environment that holds both passwords."""
+    user, password = account
+    config = write_config(
+        directory,
+        mailbox={"transport": "imap", "host": dovecot.host, "port": dovecot.tls_port,
+                 "security": "ssl", "username": user, "password_env": "INTAKE_IMAP_PASSWORD",
+                 "folder": "INBOX", "ca_file": str(dovecot.ca_file)},
+        smtp={"transport": "smtp", "host": "127.0.0.1", "port": smtp_port, "security": "none",
+              "username": SMTP_USER, "password_env": "INTAKE_SMTP_PASSWORD",
+              "from_address": MAILBOX, **extra_smtp})
+    return config, {"INTAKE_IMAP_PASSWORD": password, "INTAKE_SMTP_PASSWORD": SMTP_PASSWORD}

@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 
 from tests.cli import exported, intake
-from tests.configs import MAIL_RECEIVED, MAILBOX, SMTP_PASSWORD, SMTP_USER, write_config
+from tests.configs import MAIL_RECEIVED, mail_server_config
 
 
 @pytest.fixture
@@ -12,15 +12,7 @@ def mail(tmp_path, dovecot, imap_account, smtp_server):
     """A config reading the test account over IMAPS (trusting the test CA) and replying
     through the test SMTP server, with the passwords in the environment."""
     user, password = imap_account
-    config = write_config(
-        tmp_path,
-        mailbox={"transport": "imap", "host": dovecot.host, "port": dovecot.tls_port,
-                 "security": "ssl", "username": user, "password_env": "INTAKE_IMAP_PASSWORD",
-                 "folder": "INBOX", "ca_file": str(dovecot.ca_file)},
-        smtp={"transport": "smtp", "host": "127.0.0.1", "port": smtp_server.port,
-              "security": "none", "username": SMTP_USER, "password_env": "INTAKE_SMTP_PASSWORD",
-              "from_address": MAILBOX})
-    env = {"INTAKE_IMAP_PASSWORD": password, "INTAKE_SMTP_PASSWORD": SMTP_PASSWORD}
+    config, env = mail_server_config(tmp_path, dovecot, imap_account, smtp_server.port)
 
     class Mail:
         def append(self, raw: bytes, when: dt.datetime = MAIL_RECEIVED) -> None:

@@ -1,9 +1,6 @@
 """The real path: a county's email APPENDed to Dovecot, `intake poll --once`, the reply at an
 SMTP server (aiosmtpd), the roster in the json export."""
-import datetime as dt
 import time
-
-import pytest
 
 from pipeline import sample_mail, samples
 from tests.cli import exported, intake

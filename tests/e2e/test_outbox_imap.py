@@ -1,31 +1,22 @@
 """The outbox on the real path: Dovecot in, aiosmtpd out, `intake poll --once`. Each reply sent
 is also kept in the mailbox's Sent folder — the one flagged \\Sent, whatever its name — and a
 bounce of a reply marks it undeliverable without being answered."""
-import datetime as dt
 import time
 
 import pytest
 
 from pipeline import sample_mail, samples
 from tests.cli import intake
-from tests.configs import MAILBOX, write_config
+from tests.configs import MAIL_RECEIVED, MAILBOX, mail_server_config
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-JULY_20 = dt.datetime(2022, 7, 20, 10, 15, tzinfo=SHANGHAI)
+JULY_20 = MAIL_RECEIVED
 
 
 @pytest.fixture
 def mail(tmp_path, dovecot, imap_account, smtp_server):
     user, password = imap_account
-    config = write_config(
-        tmp_path,
-        mailbox={"transport": "imap", "host": dovecot.host, "port": dovecot.tls_port,
-                 "security": "ssl", "username": user, "password_env": "IMAP_PW",
-                 "folder": "INBOX", "ca_file": str(dovecot.ca_file)},
-        smtp={"transport": "smtp", "host": "127.0.0.1", "port": smtp_server.port,
-              "security": "none", "username": "intake@example.cn", "password_env": "SMTP_PW",
-              "from_address": MAILBOX})
-    env = {"IMAP_PW": password, "SMTP_PW": "smtp-secret", "COLUMNS": "200"}
+    config, env = mail_server_config(tmp_path, dovecot, imap_account, smtp_server.port)
+    env["COLUMNS"] = "200"
 
     class Mail:
         def append(self, raw: bytes) -> None:
