@@ -55,6 +55,12 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
             return None
         return _skip(store, parsed, submission_id, digest, received_at, settings, origin, "duplicate")
 
+    if parsed.from_doubt and not trust_sender:
+        # "hetang@…, evil@…", or a display name spelling a county's address: whoever sent it
+        # files under no county until an operator has asked the county (`intake release`).
+        return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
+                     f"sender unclear: {parsed.from_doubt}", status="held", county=None,
+                     raw_sha256=store.files.put(raw))
     reason = no_reply_reason(parsed.headers, parsed.from_addr, settings.own_addresses())
     if reason:
         if reason == "bounce":  # a bounce of one of our replies marks it undeliverable
@@ -171,10 +177,14 @@ def _store_file(store, att: Attachment) -> dict:
 
 
 def _skip(store, parsed: ParsedEmail, submission_id: str, digest: str, received_at: dt.datetime,
-          settings: Settings, origin: dict | None, reason: str, status: str = "skipped", **extra) -> dict:
-    """Recorded without a reply (status `skipped`, or `held` for an operator to release)."""
+          settings: Settings, origin: dict | None, reason: str, status: str = "skipped",
+          county: str | None = "", **extra) -> dict:
+    """Recorded without a reply (status `skipped`, or `held` for an operator to release);
+    `county` None when the sender's address cannot be trusted to name one."""
+    if county == "":
+        county = settings.county_of(parsed.from_addr)
     submission = _submission(parsed, submission_id, digest, received_at, settings, origin,
-                             county=settings.county_of(parsed.from_addr), status=status,
+                             county=county, status=status,
                              files=[{"name": a.filename, "size": len(a.data)} for a in parsed.attachments],
                              problems=[], reason=reason)
     submission.update(extra)
