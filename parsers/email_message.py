@@ -15,6 +15,7 @@ import email.parser
 import email.utils
 import hashlib
 import itertools
+import quopri
 import re
 import unicodedata
 from email.message import Message
@@ -36,7 +37,8 @@ MAX_PARTS = 500  # parts read: a county attaches a handful; each one read is a f
 _MSGID = re.compile(r"<[^<>\s]{1,250}>")   # longer ones are not ids a mail client wrote
 MAX_HEADER_TEXT = 200    # characters of a subject kept, for the store, replies and the digest
 MAX_REFERENCES = 20      # ids of References kept (the newest), for threading and our reply
-_RAW_HEADER_CHARS = 8 * MAX_HEADER_TEXT   # what is decoded of a header at all
+_RAW_HEADER_CHARS = 8 * MAX_HEADER_TEXT   # what is decoded of a subject, From or an id
+MAX_RAW_HEADER = 16 << 10   # what is kept of any header (a long References stays whole)
 
 
 def parse_email(raw: bytes) -> ParsedEmail:
@@ -66,7 +68,7 @@ def _structure(raw: bytes) -> Message:
     (it does on some empty nested multiparts), the standard library's parse of the same bytes.
     Nesting deeper than MAX_DEPTH is cut off, so no later walk of the tree can recurse too deep."""
     try:
-        msg = mailparser.MailParser(_fed(raw)).message
+        msg = mailparser.MailParser(_short_headers(_fed(raw))).message
     except Exception:  # noqa: BLE001
         try:
             msg = email.message_from_bytes(raw)
@@ -86,6 +88,14 @@ def _fed(raw: bytes, chunk: int = 1 << 16) -> Message:
     for start in range(0, len(raw), chunk):
         parser.feed(bytes(view[start:start + chunk]))
     return parser.close()
+
+
+def _short_headers(msg: Message) -> Message:
+    """The message with each of its own headers cut to MAX_RAW_HEADER characters: mail-parser
+    decodes every header whole (10 s for a 10 MB subject), and intake reads only their start."""
+    msg._headers = [(name, value[:MAX_RAW_HEADER] if isinstance(value, str) else value)
+                    for name, value in msg._headers]   # compat32's own list, kept in order
+    return msg
 
 
 def _cut_nesting(msg: Message) -> None:
@@ -135,8 +145,40 @@ def header_text(msg: Message, name: str, raw_limit: int | None = None) -> str:
         return ""
     value = values[0]
     if raw_limit is not None and not isinstance(value, email.header.Header) and len(value) > raw_limit:
-        value = value[:raw_limit]
+        return _decoded_start(_undo_surrogates(value[:raw_limit]), raw_limit).strip()
     return header_value_text(value).strip()
+
+
+_OPEN_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)$")
+
+
+def _decoded_start(value: str, limit: int) -> str:
+    """The text of a header's first `limit` characters: an encoded word cut open there (a
+    hostile client writes one 10 MB word) is decoded up to its last whole character."""
+    cut = value[:limit]
+    word = _OPEN_WORD.search(cut)
+    if word is None:
+        return decode_words(cut)
+    charset, encoding, text = word.groups()
+    try:
+        if encoding in "bB":
+            data = binascii.a2b_base64(text[:len(text) // 4 * 4])
+        else:
+            data = quopri.decodestring(re.sub(r"=[0-9A-Fa-f]?$", "", text).replace("_", " ").encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        data = b""
+    return decode_words(cut[:word.start()]) + _whole_characters(data, charset)
+
+
+def _whole_characters(data: bytes, charset: str) -> str:
+    """`data` decoded, less a character cut in two at its end."""
+    charset = _CHARSET_ALIASES.get(charset.lower(), charset.lower())
+    for drop in range(4):
+        try:
+            return data[:len(data) - drop].decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return _decode_bytes(data, charset)
 
 
 def shortened(text: str, limit: int = MAX_HEADER_TEXT) -> str:
@@ -293,9 +335,12 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def _undo_surrogates(value: str) -> str:
     """Headers with raw 8-bit bytes arrive as surrogate escapes: decode them as UTF-8 or GBK."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if value.isascii() or not _SURROGATE.search(value):
         return value
     data = value.encode("utf-8", errors="surrogateescape")
     return _decode_bytes(data, "utf-8")

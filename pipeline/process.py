@@ -17,6 +17,7 @@ from outbox.queue import enqueue_reply
 from parsers.attachments import Document, read_attachments
 from parsers.auth_results import authentication_failures
 from parsers.email_message import parse_email
+from parsers.limits import EmailBudget
 from parsers.records import Attachment, FormRecord, ParsedEmail, Problem
 from parsers.sniff import sniff
 from pipeline import rules
@@ -83,7 +84,9 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
         season = CountyJudgement("submission", "needs-correction", [Problem("message-too-large", detail={
             "size_mb": round(oversize / 2**20, 1), "limit_mb": settings.mailbox.max_message_mb})])
     else:
-        judgement = judge_attachments(parsed.attachments, cloud=bool(parsed.cloud_links))
+        judgement = judge_attachments(parsed.attachments, cloud=bool(parsed.cloud_links),
+                                      budget=EmailBudget(settings.mailbox.email_seconds,
+                                                         settings.mailbox.email_expanded_mb << 20))
         if county is None and not judgement.documents:
             return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
                          "unknown sender without documents")
@@ -138,11 +141,12 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
     return submission
 
 
-def judge_attachments(attachments: list[Attachment], cloud: bool = False) -> Judgement:
+def judge_attachments(attachments: list[Attachment], cloud: bool = False,
+                      budget: EmailBudget | None = None) -> Judgement:
     """Sort the email's documents into forms, scans and problems; files of no interest
     (signatures, text notes) are passed over."""
     j = Judgement()
-    for doc in read_attachments(attachments):
+    for doc in read_attachments(attachments, budget):
         if doc.kind == "other":
             continue
         j.documents += 1
