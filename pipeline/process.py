@@ -123,6 +123,15 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
                              county=county, status=season.status, files=files,
                              problems=[p.code for p in season.problems] + [p["code"] for o in outcomes for p in o.problems])
     store.submissions.add(submission)
+    repeats = _answered_repeats(store, parsed.from_addr, files, now)
+    if len(repeats) >= REPEAT_ANSWERS:
+        # The same files again and again from one address, answered twice already today: a
+        # robot re-sending what it gets back. Recorded and judged, not answered again.
+        reason = f"repeat: the same documents were answered {len(repeats)} times in the last day"
+        store.submissions.update(submission_id, reply="skipped", reason=reason)
+        submission.update(reply="skipped", reason=reason)
+        log.info("%s from county %s: %s, not answered (repeat)", submission_id, county, season.status)
+        return submission
     candidates = store.candidates.current(county) if county else []
     content = ReplyContent(
         to=parsed.from_addr, county=county, status=season.status,
@@ -131,7 +140,8 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
         references=parsed.references, problems=[p.to_dict() for p in season.problems],
         forms=season.forms, reports=season.reports, kind=season.kind, withdrawn=season.withdrawn,
         roster=sorted(candidates, key=lambda c: c.get("updated_at") or "") if season.kind == "query" else [],
-        places_used=rules.places_used(candidates), places_max=settings.campaign.candidates_max)
+        places_used=rules.places_used(candidates), places_max=settings.campaign.candidates_max,
+        repeat_of=_received(repeats[0], settings) if repeats else None)
     held = enqueue_reply(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
                          submission_id, now, settings.smtp, parsed.in_reply_to, parsed.references)
     if held:  # recorded and judged, but a reply now could feed a loop or a flood
@@ -139,6 +149,27 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
         submission.update(reply="skipped", reason=held)
     log.info("%s from county %s: %s", submission_id, county or "(unknown sender)", season.status)
     return submission
+
+
+REPEAT_WINDOW = dt.timedelta(days=1)
+REPEAT_ANSWERS = 2    # answers one set of identical files gets from us per sender and day
+
+
+def _answered_repeats(store, sender: str, files: list[dict], now: dt.datetime) -> list[dict]:
+    """Earlier submissions from `sender`, answered in the last day, that carried exactly these
+    files (the same bytes), oldest first."""
+    hashes = sorted(f["sha256"] for f in files if f.get("sha256"))
+    if not hashes or not sender:
+        return []
+    replies = store.outbox.recent(now - REPEAT_WINDOW, lambda r: r.get("kind") == "reply"
+                                  and r["to"].strip().lower() == sender)
+    earlier = [store.submissions.get(r["submission_id"]) for r in reversed(replies)]
+    return [s for s in earlier
+            if s and sorted(f.get("sha256") or "" for f in s.get("files") or []) == hashes]
+
+
+def _received(submission: dict, settings: Settings) -> dt.datetime:
+    return dt.datetime.fromisoformat(submission["received_at"]).astimezone(settings.campaign.timezone)
 
 
 def judge_attachments(attachments: list[Attachment], cloud: bool = False,
