@@ -66,6 +66,7 @@ class ReplyContent:
     reports: list[ReportOutcome] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)
     roster: list[dict] = field(default_factory=list)   # the county's candidates, for a query
+    repeat_of: dt.datetime | None = None   # when the same files came from this sender before
 
 
 def reply_message_id(submission_id: str, kind: str, from_address: str) -> str:
@@ -124,6 +125,10 @@ def _all_codes(content: ReplyContent) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def _moment_words(local: dt.datetime) -> str:
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
 def _template_context(content: ReplyContent) -> dict:
     local = content.received_at
     return {
@@ -131,6 +136,7 @@ def _template_context(content: ReplyContent) -> dict:
         "status_word": STATUS_WORDS[content.status],
         "greeting": f"{content.county}科工信局" if content.county else "您好",
         "received": f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}",
+        "repeat_of": _moment_words(content.repeat_of) if content.repeat_of else "",
         "email_problems": [describe(p) for p in content.problems],
         "forms": [_form_view(f) for f in content.forms],
         "reports": [_report_view(r) for r in content.reports],

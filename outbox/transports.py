@@ -193,7 +193,17 @@ class MaildirTransport:
     def __enter__(self) -> "MaildirTransport":
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._clean_tmp()
         return self
+
+    def _clean_tmp(self) -> None:
+        """Remove the replies a killed intake left half-handed-over in tmp/: ours by their
+        name, written by a process that is gone. (The reply itself is still in the outbox and
+        is written again.)"""
+        for path in (self.path / "tmp").glob("*.eml"):
+            match = _OWN_NAME.fullmatch(path.name)
+            if match and not _alive(int(match.group(1))):
+                path.unlink(missing_ok=True)
 
     def __exit__(self, *exc) -> None:
         pass
@@ -218,6 +228,21 @@ class MaildirTransport:
         of a handover, the Maildir can say what an SMTP server cannot."""
         tag = hashlib.sha1(message_id.encode()).hexdigest()[:16]
         return any((self.path / sub).glob(f"*.{tag}.*") for sub in ("new", "cur"))
+
+
+_OWN_NAME = re.compile(r"\d+\.[0-9a-f]{16}\.P(\d+)\..*\.eml")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's process: not ours to judge
+        return True
+    return True
 
 
 def _tag(msg: EmailMessage) -> str:

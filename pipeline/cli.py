@@ -287,14 +287,16 @@ def run(ctx: click.Context) -> None:
 
     Example: INTAKE_IMAP_PASSWORD=... INTAKE_SMTP_PASSWORD=... intake --config config/intake.163.toml run
     """
+    # First, before the slow steps (the worker's imports, opening and replaying the store): a
+    # SIGTERM from systemd in the first second stops the service cleanly, exit 0.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     from pipeline.worker import run_worker
 
     logging.getLogger().setLevel(logging.INFO)  # a service logs what it does, one line a message
     settings = _settings(ctx)
     store = _store(settings, write=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         run_worker(settings, store, stop)
     finally:

@@ -31,6 +31,8 @@ class MailboxSettings:
     ca_file: Path | None = None
     max_message_mb: int = 50
     authserv_id: str = ""          # trust only Authentication-Results from this server
+    email_seconds: int = 50        # what reading one email's files may take, all of them
+    email_expanded_mb: int = 300   # what they may expand to, all of them
 
     @property
     def max_bytes(self) -> int:
@@ -218,7 +220,12 @@ def _mailbox(s: _Section) -> MailboxSettings:
     if max_mb < 1:
         raise s._fail("max_message_mb", "must be at least 1")
     common = {"poll_seconds": poll, "max_message_mb": max_mb,
-              "authserv_id": s.get("authserv_id", str, "").strip().lower()}
+              "authserv_id": s.get("authserv_id", str, "").strip().lower(),
+              "email_seconds": s.get("email_seconds", int, 50),
+              "email_expanded_mb": s.get("email_expanded_mb", int, 300)}
+    for key in ("email_seconds", "email_expanded_mb"):
+        if common[key] < 1:
+            raise s._fail(key, "must be at least 1")
     if transport == "maildir":
         return MailboxSettings(transport, path=s.path("path"), **common)
     return MailboxSettings(

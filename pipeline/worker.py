@@ -42,14 +42,15 @@ class Outage:
 
 
 class Backoff:
-    """Exponential waits with jitter: 2 s, 4 s, ... up to `cap`, each between half and all."""
+    """Growing waits with jitter: 1 s, 1.5 s, 2.25 s, ... up to `cap`, each between half and
+    all: a server restart (seconds) costs seconds, a long outage a try every few minutes."""
 
-    def __init__(self, base: float = 2.0, cap: float = 300.0):
-        self.base, self.cap, self.tries = base, cap, 0
+    def __init__(self, base: float = 1.0, cap: float = 300.0, factor: float = 1.5):
+        self.base, self.cap, self.factor, self.tries = base, cap, factor, 0
 
     def next(self) -> float:
         self.tries += 1
-        full = min(self.cap, self.base * 2 ** (self.tries - 1))
+        full = min(self.cap, self.base * self.factor ** (self.tries - 1))
         return random.uniform(full / 2, full)
 
     def reset(self) -> None:
