@@ -243,8 +243,8 @@ def test_attachment_names_cannot_climb_out_of_the_file_store(county):
 # ---- files built to cost: each email within its budget, the worker small, nothing left behind --
 
 def docx_inflating(megabytes: int) -> bytes:
-    """The sample form whose document.xml inflates to `megabytes` (empty paragraphs before the
-    table); the zip stays small, as the issue's 215 KB and 833 KB emails did."""
+    """The sample form whose document.xml inflates to `megabytes` (one-character paragraphs
+    before the table); the zip stays small, as the issue's 215 KB and 833 KB emails did."""
     pad = b"<w:p><w:r><w:t>\xe5\xa1\xab</w:t></w:r></w:p>" * ((megabytes << 20) // 37)
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(samples.build_form_docx())) as src, \
