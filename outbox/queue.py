@@ -145,31 +145,43 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
     handover = Handover(store.path)
     handover.recover(store, transport, now)
     server = getattr(transport, "server", None)
-    pause = store.pauses.active(server, now) if server else None
-    batch = [] if pause else due_replies(store.outbox.with_status("pending"), now)[:policy.batch_size]
-    done = 0
-    if batch:
-        try:
-            with transport:
-                for reply in batch:
-                    transport.reconnect_if_needed()
-                    paused = _deliver_one(store, transport, reply, now, report, policy, rng, handover)
-                    done += 1
-                    if paused:
-                        break
-        except TransportUnavailable as exc:
-            if exc.throttled:
-                _pause_server(store, transport, str(exc), now, policy, rng, report, tried=batch[done])
-            else:
-                report.error = str(exc)
-                report.fatal = exc.needs_operator
-                if not exc.needs_operator:  # a refused login waits for the operator, not a backoff
-                    for reply in batch[done:]:
-                        _retry_later(store, reply, str(exc), now, policy, rng, report)
+    if not (server and store.pauses.active(server, now)):
+        batch = due_replies(store.outbox.with_status("pending"), now)[:policy.batch_size]
+        if batch:
+            _send_batch(store, transport, batch, now, report, policy, rng, handover)
     if report.sent:
         _pause_over(store, server)
     if on_sent is not None:
         keep_sent_copies(store, on_sent, now)
+    _note_waiting(store, server, now, report)
+    return report
+
+
+def _send_batch(store, transport, batch: list[dict], now: dt.datetime, report: DeliveryReport,
+                policy: RetryPolicy, rng: random.Random, handover: "Handover") -> None:
+    """Over one connection, until the batch is done or the server asks us to slow down."""
+    done = 0
+    try:
+        with transport:
+            for reply in batch:
+                transport.reconnect_if_needed()
+                paused = _deliver_one(store, transport, reply, now, report, policy, rng, handover)
+                done += 1
+                if paused:
+                    return
+    except TransportUnavailable as exc:
+        if exc.throttled:   # turned away at the door: 163's 421 HL:ICC greeting
+            _pause_server(store, transport, str(exc), now, policy, rng, report, tried=batch[done])
+            return
+        report.error = str(exc)
+        report.fatal = exc.needs_operator
+        if not exc.needs_operator:  # a refused login waits for the operator, not a backoff
+            for reply in batch[done:]:
+                _retry_later(store, reply, str(exc), now, policy, rng, report)
+
+
+def _note_waiting(store, server: str | None, now: dt.datetime, report: DeliveryReport) -> None:
+    """What still waits, and when the next try can be: never before the server's pause ends."""
     waiting = store.outbox.with_status("pending")
     report.waiting = len(waiting)
     pause = store.pauses.active(server, now) if server else None
@@ -178,7 +190,6 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
     if soonest and pause:
         soonest = max(soonest, pause["until"], key=stored_time)
     report.next_attempt_at = soonest
-    return report
 
 
 def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: DeliveryReport,
