@@ -14,6 +14,7 @@ from outbox.compose import ReplyContent, compose_reply
 from outbox.bounces import record_bounce
 from outbox.manners import no_reply_reason
 from outbox.queue import enqueue_reply
+from outbox.wording import receipt_number
 from parsers.attachments import Document, read_attachments
 from parsers.auth_results import authentication_failures
 from parsers.email_message import parse_email
@@ -122,6 +123,8 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
     submission = _submission(parsed, submission_id, digest, received_at, settings, origin,
                              county=county, status=season.status, files=files,
                              problems=[p.code for p in season.problems] + [p["code"] for o in outcomes for p in o.problems])
+    # Numbered in this transaction: a number is never given twice, even after a crash.
+    submission["receipt"] = _receipt(store, settings, county)
     store.submissions.add(submission)
     repeats = _answered_repeats(store, parsed.from_addr, files, now)
     if len(repeats) >= REPEAT_ANSWERS:
@@ -141,7 +144,8 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
         forms=season.forms, reports=season.reports, kind=season.kind, withdrawn=season.withdrawn,
         roster=sorted(candidates, key=lambda c: c.get("updated_at") or "") if season.kind == "query" else [],
         places_used=rules.places_used(candidates), places_max=settings.campaign.candidates_max,
-        repeat_of=_received(repeats[0], settings) if repeats else None)
+        repeat_of=_received(repeats[0], settings) if repeats else None,
+        receipt=submission["receipt"], versions=_versions(candidates, submission_id))
     held = enqueue_reply(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
                          submission_id, now, settings.smtp, parsed.in_reply_to, parsed.references)
     if held:  # recorded and judged, but a reply now could feed a loop or a flood
@@ -170,6 +174,22 @@ def _answered_repeats(store, sender: str, files: list[dict], now: dt.datetime) -
 
 def _received(submission: dict, settings: Settings) -> dt.datetime:
     return dt.datetime.fromisoformat(submission["received_at"]).astimezone(settings.campaign.timezone)
+
+
+def _receipt(store, settings: Settings, county: str | None) -> str:
+    """The next receipt number of the county (of unregistered senders when None) this campaign."""
+    year = settings.campaign.submission_deadline.year
+    return receipt_number(year, county, store.counters.next(f"receipt:{year}:{county or ''}"))
+
+
+def _versions(candidates: list[dict], submission_id: str) -> dict[str, int]:
+    """Which version of each candidate this email made (1 for a first form)."""
+    made = {}
+    for cand in candidates:
+        for number, version in enumerate(cand.get("versions") or [], 1):
+            if version.get("message_id") == submission_id:
+                made[cand["name"]] = number
+    return made
 
 
 def judge_attachments(attachments: list[Attachment], cloud: bool = False,

@@ -59,6 +59,7 @@ class SmtpSettings:
     retry_base_seconds: float = 60.0
     retry_max_seconds: float = 3600.0
     retry_give_up_hours: float = 24.0
+    spam_retry_seconds: float = 900.0     # 163's 554 DT:SPM and rate refusals: 15 min at least
     per_sender_hourly_cap: int = 20
     thread_window_minutes: float = 60.0
 
@@ -253,7 +254,8 @@ def _outbox_keys(s: _Section) -> dict:
     """The optional [smtp] keys of the outbox; each must be above zero."""
     keys = {"batch_size": (int, 10), "retry_base_seconds": (float, 60.0),
             "retry_max_seconds": (float, 3600.0), "retry_give_up_hours": (float, 24.0),
-            "per_sender_hourly_cap": (int, 20), "thread_window_minutes": (float, 60.0)}
+            "spam_retry_seconds": (float, 900.0), "per_sender_hourly_cap": (int, 20),
+            "thread_window_minutes": (float, 60.0)}
     values = {key: s.get(key, kind, default) for key, (kind, default) in keys.items()}
     for key, value in values.items():
         if value <= 0:

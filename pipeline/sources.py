@@ -300,18 +300,16 @@ class ImapSource:
 
     def append_sent(self, raw: bytes, when: dt.datetime | None = None) -> bool:
         """APPEND a sent reply, marked read, to the folder flagged SPECIAL-USE \\Sent (its name
-        differs by server and language: Sent, 已发送, Sent Messages). Never raises: a missing
-        copy is one log line, the reply itself is already out."""
-        try:
+        differs by server and language: Sent, 已发送, Sent Messages). False when the server has
+        no such folder (one log line); a failed APPEND raises MailboxError, and the outbox keeps
+        the copy due for the next pass."""
+        with self._errors("keeping a copy in the Sent folder"):
             folder = self._sent_folder()
             if folder is None:
                 log.warning("no copy kept of a sent reply: %s has no \\Sent folder", self.s.host)
                 return False
             self.client.append(folder, raw, flags=(SEEN,), msg_time=when)
             return True
-        except (IMAPClientError, imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError) as exc:
-            log.warning("no copy kept of a sent reply in the Sent folder on %s: %s", self.s.host, exc)
-            return False
 
     def _sent_folder(self) -> str | None:
         if not hasattr(self, "_sent"):
