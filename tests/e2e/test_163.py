@@ -86,7 +86,10 @@ def form(county: str, name: str, n: int) -> tuple[str, bytes]:
     message_id = f"<{name}-{n}@{COUNTIES[county].split('@')[1]}>"
     return message_id, sample_mail.foxmail_email(
         COUNTIES[county], MAILBOX, f"{county}信息技术能手推荐表（{name}）",
-        [(f"{name}推荐表.docx", samples.build_form_docx({"name": name}))], message_id=message_id)
+        # Each resend is edited (honours differ): identical files a third time in a day would be a
+        # robot's loop, answered no more (issue 12's rule), and this test counts every reply.
+        [(f"{name}推荐表.docx", samples.build_form_docx({"name": name, "honours": f"荣誉{n}"}))],
+        message_id=message_id)
 
 
 def query(county: str, n: int) -> tuple[str, bytes]:
