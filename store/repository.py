@@ -185,7 +185,10 @@ class Store:
 def store_exists(path: str | os.PathLike) -> bool:
     """Whether anything was ever committed at `path` (a snapshot, or a journal not yet folded)."""
     path = Path(path)
-    return path.exists() or path.with_name(path.name + ".journal").exists()
+    try:
+        return path.exists() or path.with_name(path.name + ".journal").exists()
+    except PermissionError as exc:
+        raise _not_ours(path, exc) from None
 
 
 def _user_name(uid: int) -> str:
