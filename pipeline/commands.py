@@ -17,7 +17,7 @@ from outbox.transports import TransportUnavailable
 from pipeline.errors import IntakeError
 from pipeline.settings import Settings
 from store.command_queue import CommandQueue
-from store.repository import Store, StoreBusy, StoreError
+from store.repository import Store, StoreBusy, StoreError, writer_holds
 
 log = logging.getLogger("intake.commands")
 WAIT_SECONDS = 60     # how long the command line waits for the worker's answer
@@ -85,25 +85,14 @@ def _through_worker(settings: Settings, name: str, args: dict, clock, holder: di
             queue.forget(request)
             return Outcome(out=result["out"], warnings=result["err"][:-1] if result["exit"] else result["err"],
                            error=result["err"][-1] if result["exit"] else None, by_worker=holder["pid"])
-        if not queue.taken(request) and _worker_gone(settings) and queue.withdraw(request):
+        if not queue.taken(request) and not writer_holds(settings.store.path) and queue.withdraw(request):
             return perform(settings, name, args, clock, wait_seconds)   # it stopped: do it here
         time.sleep(0.2)
     if queue.withdraw(request):
         return Outcome(error=f"the running worker (pid {holder['pid']}) did not take the command within "
-                             f"{wait_seconds:.0f} s (busy with a long message?); nothing was done: try again")
+                             f"{wait_seconds:g} s (busy with a long message?); nothing was done: try again")
     return Outcome(error=f"the running worker (pid {holder['pid']}) took the command but has not finished "
-                         f"it within {wait_seconds:.0f} s; it goes on: see its log")
-
-
-def _worker_gone(settings: Settings) -> bool:
-    store = Store(settings.store.path, settings.store.files)
-    try:
-        store.lock(role="check")
-        return True
-    except StoreBusy:
-        return False
-    finally:
-        store.close()
+                         f"it within {wait_seconds:g} s; it goes on: see its log")
 
 
 def serve_queue(ctx_for, queue: CommandQueue) -> int:

@@ -182,6 +182,23 @@ class Store:
             self._lock_fh = None
 
 
+def writer_holds(path: str | os.PathLike) -> bool:
+    """Whether a process holds the single-writer lock of the store at `path` now, found
+    without reading the store."""
+    path = Path(path)
+    try:
+        fh = open(path.with_name(path.name + ".lock"), "a+")
+    except FileNotFoundError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
 def store_exists(path: str | os.PathLike) -> bool:
     """Whether anything was ever committed at `path` (a snapshot, or a journal not yet folded)."""
     path = Path(path)
