@@ -242,8 +242,9 @@ def _not_ours(store_path: Path, exc: PermissionError) -> StoreError:
         return StoreError(f"cannot open {where}: permission denied to {me}; the store belongs to "
                           f"the {name} user: run as the {name} user: sudo -u {name} intake …")
     file_owner = _owner(Path(where))
-    return StoreError(f"cannot open {where}: it belongs to {_user_name(file_owner) if file_owner is not None else 'another user'}, "
-                      f"not to {me}, who owns the store: give it back: chown -R {me}: {folder}")
+    whose = _user_name(file_owner) if file_owner is not None else "another user"
+    return StoreError(f"cannot open {where}: it belongs to {whose}, not to {me}, who owns the "
+                      f"store: give it back: chown -R {me}: {folder}")
 
 
 def _moment(iso: str) -> dt.datetime:
