@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import pwd
 import signal
 import sys
 import threading
@@ -19,7 +20,7 @@ from rich.table import Table
 from outbox.transports import TransportUnavailable
 from pipeline.errors import IntakeError
 from pipeline.settings import Settings, load_settings
-from store.repository import Store, StoreError
+from store.repository import Store, StoreError, store_exists
 
 DEFAULT_CONFIG = "config/intake.toml"
 
@@ -31,9 +32,35 @@ def _fail_cleanly(func):
         try:
             return func(*args, **kwargs)
         except (IntakeError, StoreError, TransportUnavailable) as exc:
-            click.echo(f"intake: error: {exc}", err=True)
-            sys.exit(1)
+            _fail(str(exc))
+        except OSError as exc:      # a path the user gave or owns: name it, say what is wrong
+            _fail(os_error_line(exc))
     return wrapper
+
+
+def _fail(line: str) -> None:
+    click.echo(f"intake: error: {line}", err=True)
+    sys.exit(1)
+
+
+def os_error_line(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    line = f"{where}{exc.strerror or exc}"
+    if isinstance(exc, PermissionError):
+        line += f" (intake runs as {pwd.getpwuid(os.geteuid()).pw_name})"
+    return line
+
+
+def _report(outcome) -> None:
+    """Print a command's outcome; exit 1 on its error."""
+    for line in outcome.out:
+        click.echo(line)
+    for line in outcome.warnings:
+        click.echo(f"intake: warning: {line}", err=True)
+    if outcome.by_worker is not None:
+        click.echo(f"intake: done by the running worker (pid {outcome.by_worker})", err=True)
+    if outcome.error:
+        _fail(outcome.error)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -42,6 +69,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="intake", message="%(prog)s %(version)s")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help=f"Configuration file (default: $INTAKE_CONFIG, else {DEFAULT_CONFIG}).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each message as it is processed.")
@@ -59,11 +87,26 @@ def _settings(ctx: click.Context) -> Settings:
     return load_settings(ctx.obj)
 
 
-def _store(settings: Settings, write: bool = False) -> Store:
+def _store(settings: Settings, write: bool = False, role: str = "intake") -> Store:
+    if not write and not store_exists(settings.store.path):
+        click.echo(f"intake: warning: no store at {settings.store.path} yet: nothing has been "
+                   f"received with {settings.source}", err=True)
     store = Store(settings.store.path, settings.store.files)
     if write:
-        store.lock()
+        try:
+            store.lock(role)
+        except BaseException:
+            store.close()
+            raise
     return store
+
+
+def _perform(ctx: click.Context, command: str, /, **args) -> None:
+    """A command that writes: here, or by the running worker while `intake run` holds the store."""
+    from pipeline.commands import perform
+    from pipeline.poll import utc_now
+
+    _report(perform(_settings(ctx), command, args, utc_now))
 
 
 @main.command()
@@ -79,7 +122,7 @@ def poll(ctx: click.Context, once: bool) -> None:
     from pipeline.poll import run_pass
 
     settings = _settings(ctx)
-    store = _store(settings, write=True)
+    store = _store(settings, write=True, role="poll")
     try:
         report = run_pass(settings, store)
     finally:
@@ -113,8 +156,11 @@ def export(ctx: click.Context, fmt: str, output: str | None) -> None:
     finally:
         store.close()
     if output:
-        Path(output).write_bytes(data)
-        os.chmod(output, 0o600)
+        try:
+            Path(output).write_bytes(data)
+            os.chmod(output, 0o600)
+        except OSError as exc:
+            raise IntakeError(f"cannot write {output}: {exc.strerror}") from None
     else:
         stdout = click.get_binary_stream("stdout")
         stdout.write(data)
@@ -187,14 +233,13 @@ def outbox_command(ctx: click.Context, retry: bool) -> None:
     Example: intake outbox --retry
     """
     from outbox.listing import outbox_rows, outbox_table
-    from outbox.queue import requeue_failed
     from pipeline.poll import utc_now
 
+    if retry:
+        _perform(ctx, "outbox-retry")
     settings = _settings(ctx)
-    store = _store(settings, write=retry)
+    store = _store(settings)
     try:
-        if retry:
-            click.echo(f"re-queued {requeue_failed(store, utc_now())} failed reply(ies) for the next pass")
         rows = outbox_rows(store, utc_now())
     finally:
         store.close()
@@ -216,7 +261,7 @@ def digest(ctx: click.Context, date_text: str | None, dry_run: bool, force: bool
     import datetime as dt
 
     from outbox.digest import render_digest
-    from pipeline.digest import build_figures, local_today, send_digest
+    from pipeline.digest import build_figures, local_today
     from pipeline.poll import utc_now
 
     now = utc_now()
@@ -224,27 +269,16 @@ def digest(ctx: click.Context, date_text: str | None, dry_run: bool, force: bool
         date = dt.date.fromisoformat(date_text) if date_text else None
     except ValueError:
         raise click.BadParameter(f"{date_text!r} is not a date like 2022-07-20", param_hint="--date")
+    if not dry_run:
+        _perform(ctx, "digest", date=date and date.isoformat(), force=force)
+        return
     settings = _settings(ctx)
-    date = date or local_today(settings, now)
-    store = _store(settings, write=not dry_run)
+    store = _store(settings)
     try:
-        if dry_run:
-            click.echo(render_digest(build_figures(store, settings, date, now))[0], nl=False)
-            return
-        outcome = send_digest(settings, store, date, now, force=force)
+        date = date or local_today(settings, now)
+        click.echo(render_digest(build_figures(store, settings, date, now))[0], nl=False)
     finally:
         store.close()
-    d = outcome.delivery
-    if outcome.queued:
-        click.echo(f"digest for {date} queued for {', '.join(settings.digest.to)} "
-                   f"({outcome.message_id}): {outcome.status}")
-    elif outcome.status == "pending":
-        click.echo(f"digest for {date} is already queued ({outcome.message_id}) and waits in the "
-                   f"outbox for its next attempt; nothing new queued")
-    else:
-        click.echo(f"digest for {date} was already {outcome.status} ({outcome.message_id}); "
-                   f"nothing new queued (use --force to send it again)")
-    _delivery_problem(d, "not sent")
 
 
 def _delivery_problem(delivery, what: str) -> None:
@@ -272,16 +306,7 @@ def mark(ctx: click.Context, name: str, county: str, review_status: str, note: s
 
     Example: intake mark 张三 --county 荷塘区 --status shortlisted --note "初选通过"
     """
-    from pipeline.poll import utc_now
-    from pipeline.review import mark_candidate
-
-    settings = _settings(ctx)
-    store = _store(settings, write=True)
-    try:
-        mark_candidate(store, county, name, review_status, note, utc_now())
-    finally:
-        store.close()
-    click.echo(f"{county} {name}: {review_status}")
+    _perform(ctx, "mark", name=name, county=county, status=review_status, note=note)
 
 
 @main.command()
@@ -301,7 +326,7 @@ def run(ctx: click.Context) -> None:
 
     logging.getLogger().setLevel(logging.INFO)  # a service logs what it does, one line a message
     settings = _settings(ctx)
-    store = _store(settings, write=True)
+    store = _store(settings, write=True, role="run")
     try:
         run_worker(settings, store, stop)
     finally:
@@ -343,22 +368,7 @@ def reprocess(ctx: click.Context, message: str) -> None:
 
     Example: intake reprocess "<20220720103000.1234@example.cn>"
     """
-    from pipeline import failures
-    from pipeline.poll import run_pass, utc_now
-
-    settings = _settings(ctx)
-    store = _store(settings, write=True)
-    try:
-        if failures.retry_now(store, message, utc_now()) is None:
-            raise IntakeError(f"no failed message matches {message}; see `intake failed`")
-        report = run_pass(settings, store)
-        still = store.failures.find(message)
-    finally:
-        store.close()
-    click.echo(report.summary())
-    if still is not None:
-        click.echo(f"intake: error: it failed again: {still['error'].splitlines()[0]}", err=True)
-        sys.exit(1)
+    _perform(ctx, "reprocess", message=message)
 
 
 @main.command()
@@ -370,20 +380,7 @@ def release(ctx: click.Context, message_id: str) -> None:
 
     Example: intake release "<20220720103000.1234@example.cn>"
     """
-    from outbox.queue import RetryPolicy, deliver_pending
-    from outbox.transports import transport_for
-    from pipeline.held import release_held
-    from pipeline.poll import utc_now
-
-    settings = _settings(ctx)
-    store = _store(settings, write=True)
-    try:
-        submission = release_held(store, settings, message_id, utc_now())
-        report = deliver_pending(store, transport_for(settings.smtp), utc_now(),
-                                 RetryPolicy.from_settings(settings.smtp))
-    finally:
-        store.close()
-    click.echo(f"{message_id}: {submission['status']}; replies sent {report.sent}, waiting {report.waiting}")
+    _perform(ctx, "release", message_id=message_id)
 
 
 @main.command()

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from pipeline import sample_mail, samples
+from pipeline.errors import IntakeError
 from pipeline.poll import run_pass
 from pipeline.roster import export_roster
 from pipeline.settings import Settings
@@ -70,11 +71,24 @@ def write_maildir(path: Path, emails: list[tuple[bytes, dt.datetime]]) -> None:
         os.utime(target, (received.timestamp(), received.timestamp()))
 
 
+MARKER = ".intake-demo"   # in a folder the demo made: it may be emptied for the next run
+
+
+def fresh_folder(base: Path) -> None:
+    """Empty `base` for a new demo if the demo made it; refuse any other folder that holds files."""
+    if base.exists() and any(base.iterdir()):
+        if not (base / MARKER).is_file():
+            raise IntakeError(f"{base} is not empty and was not made by intake demo: "
+                              f"give --dir a new or empty folder")
+        shutil.rmtree(base)
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (base / MARKER).write_text("made by intake demo; emptied by the next one\n", encoding="utf-8")
+
+
 def run_demo(settings: Settings, base: Path, console: Console) -> None:
     from pipeline.cli import print_county_table
 
-    if base.exists():
-        shutil.rmtree(base)
+    fresh_folder(base)
     demo = demo_settings(settings, base)
     emails = seed_emails(demo)
     write_maildir(demo.mailbox.path, emails)

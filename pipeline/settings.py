@@ -5,7 +5,9 @@ file: it names the environment variable that holds each password.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -130,17 +132,23 @@ def _secret(env_name: str, key: str) -> str:
 
 
 class _Section:
-    """Reads typed keys from one TOML table and names the key and file in every error."""
+    """Reads typed keys from one TOML table and names the key and file in every error.
+
+    It remembers the keys asked for: `reject_unknown` then refuses any other key, because a
+    misspelt key silently left at its default (authserv-id for authserv_id) switches off what
+    it was written for."""
 
     def __init__(self, data: dict, name: str, source: Path, base: Path):
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
         self.data, self.name, self.source, self.base = data, name, source, base
+        self.asked: set[str] = set()
 
     def _fail(self, key: str, what: str) -> ConfigError:
         return ConfigError(f"{self.source}: {self.name}.{key} {what}")
 
     def get(self, key: str, kind: type, default=...):
+        self.asked.add(key)
         if key not in self.data:
             if default is ...:
                 raise self._fail(key, "is missing")
@@ -148,9 +156,26 @@ class _Section:
         value = self.data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if kind is dt.date:
+            return self._date(key, value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self._fail(key, f"must be {_KIND_NAMES.get(kind, kind.__name__)}, not {value!r}")
         return value
+
+    def _date(self, key: str, value) -> dt.date:
+        if isinstance(value, str):
+            raise self._fail(key, f"is the string {value!r}, not a date: TOML dates take no "
+                                  f"quotes ({key} = 2022-07-31)")
+        if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+            raise self._fail(key, f"must be a date like 2022-07-31, not {value!r}")
+        return value
+
+    def reject_unknown(self, also=()) -> None:
+        """Refuse keys nobody asked for (nor named in `also`), suggesting the closest one."""
+        known = self.asked | set(also)
+        for key in self.data:
+            if key not in known:
+                raise self._fail(key, f"is not a known key{_suggestion(key, known)}")
 
     def choice(self, key: str, choices: tuple[str, ...], default=...) -> str:
         value = self.get(key, str, default)
@@ -162,8 +187,7 @@ class _Section:
         value = self.get(key, str, default)
         if value is None:
             return None
-        p = Path(value)
-        return p if p.is_absolute() else self.base / p
+        return Path(os.path.normpath(self.base / value))
 
     def port(self, key: str, default=...) -> int:
         value = self.get(key, int, default)
@@ -179,7 +203,17 @@ class _Section:
 
 
 _KIND_NAMES = {str: "a string", int: "a whole number", float: "a number", list: "a list",
-               dict: "a table", dt.date: "a date (YYYY-MM-DD)"}
+               dict: "a table"}
+SECTIONS = ("mailbox", "smtp", "store", "campaign", "digest", "counties")
+
+
+def _suggestion(name: str, known) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else f" (known: {', '.join(sorted(known))})"
+
+
+def _field_names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
 
 
 def load_settings(path: str | os.PathLike) -> Settings:
@@ -192,23 +226,36 @@ def load_settings(path: str | os.PathLike) -> Settings:
         raise ConfigError(f"cannot read configuration file {source}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    # Relative paths are taken from the directory the command runs in, as the spec's
-    # examples ("var/intake.json") read; an operator can always write absolute ones.
-    base = Path.cwd()
+    for name in data:
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: [{name}] is not a known section{_suggestion(name, SECTIONS)}")
+    # Relative paths are taken from the configuration file's folder, so a command gives the same
+    # answer from whatever folder it is run in.
+    base = source.absolute().parent
 
-    def section(name: str) -> _Section:
+    def section(name: str, read, settings_class=None):
         if name not in data:
             raise ConfigError(f"{source}: section [{name}] is missing")
-        return _Section(data[name], name, source, base)
+        s = _Section(data[name], name, source, base)
+        # Keys of the other transport (host under maildir) are known, only unused.
+        known = _field_names(settings_class) if settings_class else ()
+        try:
+            value = read(s)
+        except ConfigError:
+            if known:   # the full list: "hots is not a known key; did you mean host?" says more
+                s.reject_unknown(known)
+            raise
+        s.reject_unknown(known)
+        return value
 
     return Settings(
         source=source,
-        mailbox=_mailbox(section("mailbox")),
-        smtp=_smtp(section("smtp")),
-        store=_store(section("store")),
-        campaign=_campaign(section("campaign")),
-        digest=_digest(section("digest")),
-        counties=_counties(data.get("counties"), source),
+        mailbox=section("mailbox", _mailbox, MailboxSettings),
+        smtp=section("smtp", _smtp, SmtpSettings),
+        store=section("store", _store, StoreSettings),
+        campaign=section("campaign", _campaign),
+        digest=section("digest", _digest, DigestSettings),
+        counties=_counties(data.get("counties"), source, base),
     )
 
 
@@ -292,16 +339,23 @@ def _digest(s: _Section) -> DigestSettings:
     return DigestSettings(to=s.addresses("to"), at=at_time)
 
 
-def _counties(raw, source: Path) -> tuple[County, ...]:
+def _counties(raw, source: Path, base: Path) -> tuple[County, ...]:
     if not raw:
         raise ConfigError(f"{source}: no [[counties]] are configured")
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: counties must be an array of tables ([[counties]])")
-    counties = []
+    counties, county_of = [], {}
     for i, item in enumerate(raw):
-        s = _Section(item, f"counties[{i}]", source, Path.cwd())
-        counties.append(County(name=s.get("name", str).strip(), senders=s.addresses("senders")))
-    names = [c.name for c in counties]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{source}: a county is listed twice in [[counties]]")
+        s = _Section(item, f"counties[{i}]", source, base)
+        county = County(name=s.get("name", str).strip(), senders=s.addresses("senders"))
+        s.reject_unknown()
+        if county.name in (c.name for c in counties):
+            raise ConfigError(f"{source}: the county {county.name} is listed twice in [[counties]]")
+        for address in county.senders:
+            # One address, one county: otherwise its forms would count against whichever came first.
+            other = county_of.setdefault(address, county.name)
+            if other != county.name:
+                raise ConfigError(f"{source}: the sender {address} is listed under both {other} and "
+                                  f"{county.name}; an address may belong to one county only")
+        counties.append(county)
     return tuple(counties)

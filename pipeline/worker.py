@@ -4,7 +4,8 @@ It keeps one mailbox session open, takes new mail as it arrives (IMAP IDLE where
 offers it, else every poll_seconds), sends the outbox as replies fall due, sends the day's
 digest on time, and stops cleanly on SIGTERM or SIGINT after the message in hand. When the
 mailbox or the SMTP server goes away it logs one line, retries with growing waits, and logs one
-line when it is back.
+line when it is back. Between two messages it does the commands other `intake` processes queue
+for it (pipeline/commands.py), waking within a second of one's arrival.
 """
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ import datetime as dt
 import logging
 import random
 import threading
+import time
 
 from outbox.queue import stored_time
+from pipeline.commands import Context, serve_queue
 from pipeline.digest import due_digest, send_digest
 from pipeline.errors import MailboxError
 from pipeline.poll import PassReport, run_pass, utc_now
 from pipeline.settings import Settings
 from pipeline.sources import source_for
+from store.command_queue import CommandQueue
 
 log = logging.getLogger("intake.worker")
 
@@ -59,23 +63,55 @@ class Backoff:
         self.tries = 0
 
 
+class WakeOnCommand:
+    """The stop event as the mailbox sources wait on it (`is_set`, `wait`), set also while a
+    command waits in the queue: a wait for mail ends within a second of a command's arrival."""
+
+    def __init__(self, stop: threading.Event, queue: CommandQueue):
+        self.stop, self.queue = stop, queue
+
+    def is_set(self) -> bool:
+        return self.stop.is_set() or self.queue.waiting()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.stop.wait(min(1.0, left))
+        return True
+
+
 def run_worker(settings: Settings, store, stop: threading.Event, clock=utc_now) -> None:
     mailbox, smtp = Outage("the mailbox"), Outage("the SMTP server")
     backoff = Backoff()
+    queue = CommandQueue(store.path)
+    for request in queue.interrupted():
+        log.warning("a command was interrupted by the previous worker's end, maybe half done: %s %s",
+                    request.get("command"), request.get("args"))
+    wake = WakeOnCommand(stop, queue)
     while not stop.is_set():
         try:
             with source_for(settings.mailbox) as source:
                 mailbox.up(clock())
                 backoff.reset()
-                _serve(settings, store, stop, clock, source, smtp)
+                _serve(settings, store, stop, clock, source, smtp, queue)
         except MailboxError as exc:
             mailbox.down(str(exc), clock())
-            stop.wait(backoff.next())
+            # Commands need no mailbox (reprocess tries its own and reports the outage).
+            deadline = time.monotonic() + backoff.next()
+            while not stop.is_set() and wake.wait(deadline - time.monotonic()):
+                serve_queue(lambda: Context(settings, store, clock()), queue)
     log.info("stopped")
 
 
-def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp: Outage) -> None:
+def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp: Outage,
+           queue: CommandQueue) -> None:
+    wake = WakeOnCommand(stop, queue)
     while not stop.is_set():
+        # First what the operator asked for: what it changed (replies re-queued) goes out below.
+        serve_queue(lambda: Context(settings, store, clock(), source), queue)
         report = run_pass(settings, store, clock, source, stop)
         if report.read:
             log.info("%s", report.summary())
@@ -84,8 +120,8 @@ def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp
         elif report.delivery.sent:
             smtp.up(clock())
         _send_digest_if_due(settings, store, clock(), source)
-        if not stop.is_set():
-            source.wait_for_mail(_seconds_to_wait(settings, report, clock()), stop)
+        if not wake.is_set():
+            source.wait_for_mail(_seconds_to_wait(settings, report, clock()), wake)
 
 
 def _send_digest_if_due(settings: Settings, store, now: dt.datetime, source) -> None:

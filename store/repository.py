@@ -11,7 +11,9 @@ import copy
 import datetime as dt
 import fcntl
 import hashlib
+import json
 import os
+import pwd
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -65,10 +67,18 @@ class StoreError(Exception):
     """The store cannot be opened or written; the message is one line for the operator."""
 
 
+class StoreBusy(StoreError):
+    """Another process holds the single-writer lock; `holder` is what it wrote in the lock file
+    ({"pid": ..., "role": "run"}), or {} when it has not written it yet."""
+
+    def __init__(self, message: str, holder: dict):
+        super().__init__(message)
+        self.holder = holder
+
+
 class Store:
     def __init__(self, path: str | os.PathLike, files_dir: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._storage: JournaledStorage | None = None
         self._changes: list[tuple[str, str]] = []
         try:
@@ -76,6 +86,8 @@ class Store:
             self.db.tables()  # read now, so a damaged file is reported at open
         except ValueError as exc:
             raise StoreError(f"the store {self.path} is not valid JSON: {exc}") from None
+        except PermissionError as exc:
+            raise _not_ours(self.path, exc) from None
         self.submissions = Submissions(self.db.table("submissions"), self._changed)
         self.candidates = Candidates(self.db.table("candidates"), self._changed)
         self.ledger = Ledger(self.db.table("ledger"), self._changed)
@@ -122,23 +134,45 @@ class Store:
         for repo in self._repositories():
             repo.forget()
 
-    def lock(self) -> None:
-        """Take the single-writer lock, or raise StoreError when another intake holds it.
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def lock(self, role: str = "intake") -> None:
+        """Take the single-writer lock, or raise StoreBusy when another intake holds it. `role`
+        (the command) is written in the lock file for the others to read (`lock_holder`).
         Read-only commands never take it and may run beside a writer."""
         if self._lock_fh is not None:
             return
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        self._lock_fh = open(lock_path, "a+")
+        _refuse_root_in_a_users_store(self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._lock_fh = open(self.lock_path, "a+")
+        except PermissionError as exc:
+            raise _not_ours(self.path, exc) from None
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock_fh.close()
             self._lock_fh = None
-            raise StoreError(f"another intake process is already writing {self.path}") from None
+            holder = self.lock_holder()
+            doing = f" (intake {holder['role']}, pid {holder['pid']})" if holder else ""
+            raise StoreBusy(f"another intake process{doing} is already writing {self.path}", holder) from None
+        self._lock_fh.truncate(0)
+        self._lock_fh.write(json.dumps({"pid": os.getpid(), "role": role}) + "\n")
+        self._lock_fh.flush()
         # What we read before holding the lock may be stale: start again from the disk.
         self._storage.rollback()
         self._forget_caches()
         self._storage.repair()
+
+    def lock_holder(self) -> dict:
+        """What the lock's holder wrote in it: {"pid": ..., "role": ...}; {} if nothing yet."""
+        try:
+            holder = json.loads(self.lock_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return holder if isinstance(holder, dict) and "pid" in holder and "role" in holder else {}
 
     def compact(self) -> None:
         """Fold the journal into the snapshot (also done by itself every so often)."""
@@ -149,6 +183,71 @@ class Store:
         if self._lock_fh:
             self._lock_fh.close()
             self._lock_fh = None
+
+
+def writer_holds(path: str | os.PathLike) -> bool:
+    """Whether a process holds the single-writer lock of the store at `path` now, found
+    without reading the store."""
+    path = Path(path)
+    try:
+        fh = open(path.with_name(path.name + ".lock"), "a+")
+    except FileNotFoundError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
+def store_exists(path: str | os.PathLike) -> bool:
+    """Whether anything was ever committed at `path` (a snapshot, or a journal not yet folded)."""
+    path = Path(path)
+    try:
+        return path.exists() or path.with_name(path.name + ".journal").exists()
+    except PermissionError as exc:
+        raise _not_ours(path, exc) from None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _owner(path: Path) -> int | None:
+    try:
+        return path.stat().st_uid
+    except OSError:
+        return None
+
+
+def _refuse_root_in_a_users_store(folder: Path) -> None:
+    """Root writing a store that belongs to the service user would leave root-owned files that
+    lock the service out (it then dies on every start): refuse, naming the way to do it."""
+    owner = _owner(folder)
+    if os.geteuid() == 0 and owner not in (None, 0):
+        name = _user_name(owner)
+        raise StoreError(f"the store {folder} belongs to the {name} user: run as the {name} user: "
+                         f"runuser -u {name} -- intake … (or sudo -u {name} intake …)")
+
+
+def _not_ours(store_path: Path, exc: PermissionError) -> StoreError:
+    """A permission error inside the store, as one line with the fix."""
+    me, folder = _user_name(os.geteuid()), store_path.parent
+    where = exc.filename or store_path
+    owner = _owner(folder)
+    if owner is not None and owner != os.geteuid():
+        name = _user_name(owner)
+        return StoreError(f"cannot open {where}: permission denied to {me}; the store belongs to "
+                          f"the {name} user: run as the {name} user: sudo -u {name} intake …")
+    file_owner = _owner(Path(where))
+    whose = _user_name(file_owner) if file_owner is not None else "another user"
+    return StoreError(f"cannot open {where}: it belongs to {whose}, not to {me}, who owns the "
+                      f"store: give it back: chown -R {me}: {folder}")
 
 
 def _moment(iso: str) -> dt.datetime:

@@ -12,7 +12,7 @@ import zoneinfo
 import pytest
 
 from pipeline import sample_mail, samples
-from tests.cli import INTAKE, exported
+from tests.cli import INTAKE, exported, intake
 from tests.configs import MAILBOX, write_config
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -238,3 +238,42 @@ def test_a_dovecot_restart_during_idle_is_noticed_at_once(worker_mail, dovecot, 
     assert back.rsplit("after ", 1)[1].startswith("0:00:") and 5 <= seconds <= 15, back
     assert worker.stop() == 0, worker.log()
     assert "Traceback" not in worker.log()
+
+
+def test_commands_that_write_are_done_by_the_running_worker(worker_mail, smtp_server):
+    # poll_seconds = 600 and nothing new in the mailbox: only the command itself can wake the
+    # worker, so an effect within seconds is the worker's next cycle, not its next poll.
+    worker, append = worker_mail(poll_seconds=600)
+    # A final refusal (163's spam answers are retried by themselves since issue 13).
+    smtp_server.respond_with(["550 5.1.1 mailbox unavailable"])
+    worker.start()
+    append(*COUNTIES[0], "<refused@example.cn>")
+    deadline = time.monotonic() + 30
+    while "failed" not in intake(worker.config, "outbox", env={**worker.env, "COLUMNS": "200"}).stdout:
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.5)
+
+    marked = intake(worker.config, "mark", "张三", "--county", "荷塘区", "--status", "shortlisted",
+                    "--note", "初选通过", env=worker.env, timeout=90)
+    assert marked.returncode == 0, marked.stderr
+    assert marked.stdout == "荷塘区 张三: shortlisted\n"
+    assert f"done by the running worker (pid {worker.proc.pid})" in marked.stderr
+    [candidate] = exported(worker.config, env=worker.env)["candidates"]
+    assert candidate["review"]["status"] == "shortlisted" and candidate["review"]["note"] == "初选通过"
+
+    started = time.monotonic()
+    retried = intake(worker.config, "outbox", "--retry", env=worker.env, timeout=90)
+    assert retried.returncode == 0, retried.stderr
+    assert "re-queued 1 failed reply(ies)" in retried.stdout
+    assert "done by the running worker" in retried.stderr
+    [reply] = wait_for_replies(smtp_server, 1, timeout=20)
+    assert reply.message["In-Reply-To"] == "<refused@example.cn>"
+    assert time.monotonic() - started < 20, "sent at the worker's next cycle, not its next poll"
+
+    refused = intake(worker.config, "mark", "无名", "--county", "荷塘区", "--status", "selected",
+                     env=worker.env, timeout=90)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1] == "intake: error: 荷塘区 has no candidate named 无名"
+    assert "Traceback" not in refused.stderr + worker.log()
+    assert worker.stop() == 0, worker.log()
+    assert len(worker.lines("command mark done")) == 2 and worker.lines("command outbox-retry done")

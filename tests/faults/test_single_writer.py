@@ -39,7 +39,8 @@ def test_a_second_worker_refuses_while_readers_work_beside_the_first(tmp_path):
         for second in (intake(config, "run", timeout=30), intake(config, "poll", "--once")):
             assert second.returncode == 1, (second.stdout, second.stderr)
             lines = [line for line in second.stderr.splitlines() if line.strip()]
-            assert lines == [f"intake: error: another intake process is already writing {tmp_path / 'intake.json'}"]
+            assert lines == [f"intake: error: another intake process (intake run, pid {first.pid}) "
+                             f"is already writing {tmp_path / 'intake.json'}"]
 
         exported = intake(config, "export", "--format", "json")
         assert exported.returncode == 0, exported.stderr
