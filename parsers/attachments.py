@@ -1,18 +1,19 @@
-"""Every attachment of an email read into Documents: a form, a report, an image, or a file
+"""Every attachment of an email read into Documents: forms, a report, an image, or a file
 that cannot be read and why. Routing is by content (magic bytes), never by the file's name.
 
 Containers (.zip, .rar, .7z, winmail.dat) are opened first — one level of nesting — and each
 file inside becomes a Document named "材料.zip/张三.docx". Legacy documents (.doc, .wps, .rtf,
-.odt) of the whole email then go to LibreOffice in one batch, and everything is read.
+.odt) of the whole email then go to LibreOffice in one batch, binary spreadsheets (.xls, .et)
+in another, and everything is read. A document may hold several candidates' forms.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from parsers import archives
 from parsers.archives import Budget
-from parsers.convert import to_docx
-from parsers.docx_form import parse_form
+from parsers.convert import to_docx, to_xlsx
+from parsers.docx_form import parse_forms
 from parsers.docx_text import docx_report
 from parsers.errors import NotAForm, UnreadableFile
 from parsers.normalize import looks_garbled
@@ -21,8 +22,9 @@ from parsers.records import Attachment, FormRecord, ReportRecord
 from parsers.sandbox import run_limited
 from parsers.sniff import DOCUMENT_EXTENSIONS, extension, sniff
 from parsers.tnef import tnef_members
+from parsers.xlsx_form import parse_sheet_forms
 
-UNSUPPORTED = "文件格式无法识别，推荐表请使用 Word（.docx/.doc）或 PDF 格式"
+UNSUPPORTED = "文件格式无法识别，推荐表请使用 Word（.docx/.doc）、Excel（.xlsx/.xls）或 PDF 格式"
 EMPTY = "文件为空（0 字节）"
 ENCRYPTED = "文件设置了打开密码，无法读取；请取消密码后重新发送"
 TOO_DEEP = "压缩包内又套有多层压缩包，请解压后直接发送文件"
@@ -40,11 +42,18 @@ class Document:
     file: str                      # the attachment's display name; "材料.zip/张三.docx" inside one
     kind: str                      # form | report | image | unreadable | other
     data: bytes
-    form: FormRecord | None = None
+    form: FormRecord | None = None   # the first of `forms`
     report: ReportRecord | None = None
     reason: str = ""               # for unreadable: a short Chinese phrase for the reply
     format: str = ""               # what the bytes are: docx, doc, rtf, pdf, image, ...
     scan: bool = False             # an image, or a PDF whose pages carry no text
+    forms: list[FormRecord] = field(default_factory=list)   # every form, in document order
+
+    def __post_init__(self):
+        if self.form is not None and not self.forms:
+            self.forms = [self.form]
+        elif self.forms and self.form is None:
+            self.form = self.forms[0]
 
 
 @dataclass
@@ -60,7 +69,9 @@ def read_attachments(attachments: list[Attachment]) -> list[Document]:
     files: list[_File | Document] = []
     for att in attachments:
         files += _unpacked(att.filename, att.data, 0, budget)
-    converted = _converted([f for f in files if isinstance(f, _File) and _legacy(f)])
+    legacy = [f for f in files if isinstance(f, _File)]
+    converted = {**_converted([f for f in legacy if _legacy(f)], to_docx),
+                 **_converted([f for f in legacy if f.kind == "xls"], to_xlsx)}
     return [f if isinstance(f, Document) else _read(f, converted) for f in files]
 
 
@@ -97,9 +108,11 @@ def _legacy(f: _File) -> bool:
     return f.kind in LEGACY or (f.kind == "html" and extension(f.name) in _WORD_EXTENSIONS)
 
 
-def _converted(files: list[_File]) -> dict[int, bytes | UnreadableFile]:
-    """id(file) → its .docx bytes or why it could not be converted: one soffice call in all."""
-    results = to_docx([(f.data, LEGACY.get(f.kind, "html")) for f in files])
+def _converted(files: list[_File], convert) -> dict[int, bytes | UnreadableFile]:
+    """id(file) → its .docx (or .xlsx) bytes or why it could not be converted: one soffice
+    call for all the files of one kind."""
+    results = convert([(f.data, LEGACY.get(f.kind, "xls" if f.kind == "xls" else "html"))
+                       for f in files])
     return {id(f): result for f, result in zip(files, results)}
 
 
@@ -112,12 +125,16 @@ def _read(f: _File, converted: dict) -> Document:
         return _read_docx(f.name, f.data, f.data, "docx")
     if f.kind == "pdf":
         return _read_pdf(f)
+    if f.kind == "xlsx":
+        return _read_sheet(f.name, f.data, f.data, "xlsx")
     if f.kind == "ole-encrypted":
         return _unreadable(f.name, f.data, ENCRYPTED, "docx")
     if id(f) in converted:
         result = converted[id(f)]
         if isinstance(result, UnreadableFile):
             return _unreadable(f.name, f.data, result.reason, f.kind)
+        if f.kind == "xls":
+            return _read_sheet(f.name, f.data, result, extension(f.name) or "xls")
         return _read_docx(f.name, f.data, result, extension(f.name) or f.kind)
     if f.kind == "empty" and extension(f.name) in DOCUMENT_EXTENSIONS:
         return _unreadable(f.name, f.data, EMPTY, "empty")
@@ -140,7 +157,7 @@ def _unreadable(name: str, data: bytes, reason: str, fmt: str) -> Document:
 def _read_docx(name: str, original: bytes, docx: bytes, fmt: str) -> Document:
     """A Word document (perhaps converted from .doc): a form, else a report."""
     try:
-        return Document(name, "form", original, form=parse_form(docx), format=fmt)
+        return Document(name, "form", original, forms=parse_forms(docx), format=fmt)
     except UnreadableFile as exc:
         return _unreadable(name, original, exc.reason, fmt)
     except NotAForm:
@@ -164,7 +181,19 @@ def _read_pdf(f: _File) -> Document:
     if kind == "scan":
         return Document(f.name, "image", f.data, format="pdf", scan=True)
     if kind == "form":
-        return Document(f.name, "form", f.data, form=record, format="pdf")
+        return Document(f.name, "form", f.data, forms=record, format="pdf")
     if looks_garbled(record.head):
         return _unreadable(f.name, f.data, GARBLED, "pdf")
     return Document(f.name, "report", f.data, report=record, format="pdf")
+
+
+def _read_sheet(name: str, original: bytes, xlsx: bytes, fmt: str) -> Document:
+    """A spreadsheet (perhaps converted from .xls/.et): the form re-made in a sheet, read in a
+    limited child like a PDF. Any other sheet (a list, a budget) is passed over."""
+    try:
+        return Document(name, "form", original, forms=run_limited(parse_sheet_forms, xlsx),
+                        format=fmt)
+    except UnreadableFile as exc:
+        return _unreadable(name, original, exc.reason, fmt)
+    except NotAForm:
+        return Document(name, "other", original, format=fmt)
