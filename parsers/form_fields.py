@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from parsers.errors import NotAForm
-from parsers.labels import IGNORED, is_title, match_label, split_labelled_line
+from parsers.labels import (
+    IGNORED, is_note, is_title, match_label, split_glued_opinions, split_labelled_line,
+)
 from parsers.normalize import (
     clean_text, normalize_birth, normalize_ethnicity, normalize_name, normalize_phone,
     normalize_political_status, normalize_sex,
@@ -55,7 +57,7 @@ class _Form:
     def add(self, key: str, text: str) -> None:
         self.pieces.setdefault(key, [])
         text = clean_text(text)
-        if text:
+        if text and not is_note(text):
             self.pieces[key].append(text)
 
 
@@ -82,12 +84,12 @@ def _read_sequence(blocks: Iterable[Block]) -> tuple[list[_Form], bool]:
     forms = [_Form()]
     key: str | None = None        # the field the text being read belongs to
     evidence = False
-    for block in blocks:
+    for block in _paragraphs_joined(blocks):
         if is_title(block.text):
             evidence, key = True, None
             continue
         forms[-1].images += block.images
-        for label, text in _pieces(block.text):
+        for label, text in _pieces(block.text) if block.in_table else _running_pieces(block.text):
             if label is None:
                 if key is not None:
                     forms[-1].add(key, text)
@@ -98,6 +100,41 @@ def _read_sequence(blocks: Iterable[Block]) -> tuple[list[_Form], bool]:
             key = label
             forms[-1].add(key, text)
     return _fragments_folded(forms), evidence
+
+
+def _paragraphs_joined(blocks: Iterable[Block]):
+    """Consecutive paragraphs outside tables as one block of running text (a title stays on
+    its own): a label lost in conversion may be spread over several of them."""
+    run: list[Block] = []
+    for block in blocks:
+        if block.in_table or is_title(block.text):
+            if run:
+                yield _joined(run)
+                run = []
+            yield block
+        else:
+            run.append(block)
+    if run:
+        yield _joined(run)
+
+
+def _joined(run: list[Block]) -> Block:
+    return Block("\n".join(b.text for b in run), False, [i for b in run for i in b.images])
+
+
+def _running_pieces(text: str) -> list[tuple[str | None, str]]:
+    """The pieces of running text: labels at the start of lines, and opinion labels glued
+    into the text where a lost table's cells ran together."""
+    out: list[tuple[str | None, str]] = []
+    for key, segment in split_glued_opinions(text):
+        pieces = _pieces(segment)
+        if key is not None:
+            if pieces[0][0] is None:
+                pieces[0] = (key, pieces[0][1])
+            else:
+                pieces.insert(0, (key, ""))
+        out += pieces
+    return out
 
 
 def _complete_enough(form: _Form) -> bool:

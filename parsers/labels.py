@@ -89,6 +89,39 @@ def split_labelled_line(line: str) -> list[tuple[str | None, str]]:
     return pieces
 
 
+# When a .doc's table is lost in conversion, its cells run together as paragraphs: "（600字以内）
+# 推荐单位", "意见同意推荐。", "年 月 日纪检监察". The opinion labels are then found inside a line
+# too, spread over lines and glued to the text around them — but only at a line's start or
+# right after the box's printed template (（盖章）, 年 月 日, （600字以内）), never mid-sentence.
+_GLUED_KEYS = ("recommender", "discipline", "member_unit", "approval")
+_GLUED_LABELS = sorted(((label, key) for key in _GLUED_KEYS for label in LABELS[key]),
+                       key=lambda item: -len(item[0]))
+_GLUED = re.compile(r"(?:^|(?<=日)|(?<=[）)]))[ \t\u3000]*("
+                    + "|".join(_chars(label, r"\s*") for label, _ in _GLUED_LABELS)
+                    + r")\s*[:：]?", re.M)
+_GLUED_KEY_OF = {label: key for label, key in _GLUED_LABELS}
+
+
+def split_glued_opinions(text: str) -> list[tuple[str | None, str]]:
+    """Running text cut where an opinion label stands, glued or not: [(None, text before),
+    (key, text after), ...]."""
+    pieces: list[tuple[str | None, str]] = []
+    key, start = None, 0
+    for m in _GLUED.finditer(text):
+        pieces.append((key, text[start:m.start()]))
+        key, start = _GLUED_KEY_OF[re.sub(r"\s", "", m.group(1))], m.end()
+    pieces.append((key, text[start:]))
+    return pieces
+
+
+# A label's printed note left on its own once the label has been read: "（600字以内）".
+_NOTE_ONLY = re.compile(r"^\s*[（(][^（）()]*字以内[^（）()]*[）)]\s*$")
+
+
+def is_note(text: str) -> bool:
+    return bool(_NOTE_ONLY.match(text))
+
+
 # The form's title, alone in its paragraph or cell: "株洲市“十大能手”评选推荐表", "附件1：……推荐表",
 # "（信息技术能手）推荐表".
 _TITLE = re.compile(r"^(?:附\s*件\s*\d*\s*[:：]?\s*)?[^\n]{0,30}推\s*荐\s*表\s*[)）]?$")

@@ -102,7 +102,8 @@ _OPINION_ROWS = set(_OPINION_ROWS_IN_ORDER)
 def build_form_docx(fields: dict | None = None, *, photo: bool = True,
                     value_in_label_cell: bool = False, spaced_labels: bool = True,
                     nested: bool = False, layout: str = "notice",
-                    deeds: tuple[str, ...] | None = None, deeds_merged_label: bool = False) -> bytes:
+                    deeds: tuple[str, ...] | None = None, deeds_merged_label: bool = False,
+                    labels: dict[str, str] | None = None) -> bytes:
     """A filled-in recommendation form as .docx bytes. Keys missing from `fields` (and from
     fields["opinions"]) come from SAMPLE_CANDIDATE.
 
@@ -110,12 +111,13 @@ def build_form_docx(fields: dict | None = None, *, photo: bool = True,
     the clerk typed in each 主要事迹 row, in order — by default all of it in the first (the
     notice's two rows: ("", text) types it in the second, (a, b) runs it on from one to the
     other). `deeds_merged_label`: the first table's 主要事迹 label cell merged down over two
-    rows (w:vMerge), a part of `deeds` typed beside each. `nested` puts the (first) table
+    rows (w:vMerge), a part of `deeds` typed beside each. `labels`: another county's wording
+    of some labels ({"phone": "手机号码"}). `nested` puts the (first) table
     inside a cell of an outer table, as some counties' templates do."""
     doc = Document()
     _add_form(doc, _merged_values(fields), photo=photo, value_in_label_cell=value_in_label_cell,
               spaced_labels=spaced_labels, nested=nested, layout=layout, deeds=deeds,
-              deeds_merged_label=deeds_merged_label)
+              deeds_merged_label=deeds_merged_label, labels=labels or {})
     return _saved(doc)
 
 
@@ -128,7 +130,8 @@ def build_forms_docx(candidates: list[dict], **options) -> bytes:
         _add_form(doc, _merged_values(fields), **{"photo": True, "value_in_label_cell": False,
                                                   "spaced_labels": True, "nested": False,
                                                   "layout": "notice", "deeds": None,
-                                                  "deeds_merged_label": False, **options})
+                                                  "deeds_merged_label": False, "labels": {},
+                                                  **options})
     return _saved(doc)
 
 
@@ -157,7 +160,7 @@ def build_paragraph_form_docx(fields: dict | None = None) -> bytes:
 
 def _add_form(doc, values: dict, *, photo: bool, value_in_label_cell: bool, spaced_labels: bool,
               nested: bool, layout: str, deeds: tuple[str, ...] | None,
-              deeds_merged_label: bool) -> None:
+              deeds_merged_label: bool, labels: dict[str, str]) -> None:
     _centered(doc.add_paragraph(), FORM_TITLE, bold=True, size=16)
     doc.add_paragraph(FORM_CATEGORY)
     container = doc
@@ -173,7 +176,7 @@ def _add_form(doc, values: dict, *, photo: bool, value_in_label_cell: bool, spac
     table = container.add_table(grid[-1][0] + 1 + extra_row, 7)
     table.style = "Table Grid"
     photo_cell = table.cell(0, 6).merge(table.cell(2, 6))
-    fill = dict(value_in_label_cell=value_in_label_cell, spaced_labels=spaced_labels)
+    fill = dict(value_in_label_cell=value_in_label_cell, spaced_labels=spaced_labels, labels=labels)
     for row, col, key, (first, last) in grid:
         text = parts.pop(0) if key == "deeds" and parts else None
         _fill_field(table, row, col, key, (first, last), values, text, **fill)
@@ -194,14 +197,15 @@ def _add_form(doc, values: dict, *, photo: bool, value_in_label_cell: bool, spac
 
 
 def _fill_field(table, row: int, col: int, key: str, span: tuple[int, int], values: dict,
-                text: str | None, *, value_in_label_cell: bool, spaced_labels: bool) -> None:
+                text: str | None, *, value_in_label_cell: bool, spaced_labels: bool,
+                labels: dict[str, str]) -> None:
     """One label and its value; `text` (for 主要事迹) replaces the value when given."""
     first, last = span
     value_cell = table.cell(row, first)
     if last > first:
         value_cell = value_cell.merge(table.cell(row, last))
     lines = _value_lines(key, values) if text is None else (text.split("\n") if text else [])
-    _fill_pair(table.cell(row, col), value_cell, _label(key, spaced_labels), lines,
+    _fill_pair(table.cell(row, col), value_cell, labels.get(key) or _label(key, spaced_labels), lines,
                value_in_label_cell)
 
 
