@@ -135,18 +135,23 @@ def build_forms_docx(candidates: list[dict], **options) -> bytes:
     return _saved(doc)
 
 
-def build_paragraph_form_docx(fields: dict | None = None) -> bytes:
+def build_paragraph_form_docx(fields: dict | None = None, *, photo: bool = True,
+                              omit: tuple[str, ...] = ()) -> bytes:
     """The form re-typed without a table: "姓名：张三　性别：男" lines, each long field and each
-    opinion a labelled paragraph with the stamp lines under it."""
+    opinion a labelled paragraph with the stamp lines under it; the photo under the title.
+    `omit`: fields the clerk left out, label and all."""
     values = _merged_values(fields)
     doc = Document()
     _centered(doc.add_paragraph(), FORM_TITLE, bold=True, size=16)
     doc.add_paragraph(FORM_CATEGORY)
+    if photo:
+        doc.add_picture(BytesIO(sample_photo_png()), width=Cm(2.5))
     line = "　".join
-    doc.add_paragraph(line(f"{_LABELS[k][1]}：{values[k]}" for k in ("name", "sex", "birth")))
-    doc.add_paragraph(line(f"{_LABELS[k][1]}：{values[k]}"
-                           for k in ("ethnicity", "native_place", "political_status")))
+    for keys in (("name", "sex", "birth"), ("ethnicity", "native_place", "political_status")):
+        doc.add_paragraph(line(f"{_LABELS[k][1]}：{values[k]}" for k in keys if k not in omit))
     for key in ("employer_post", "home_address", "phone", "honours", "deeds"):
+        if key in omit:
+            continue
         first, *rest = _value_lines(key, values) or [""]
         doc.add_paragraph(f"{_LABELS[key][1]}：{first}")
         for text in rest:
