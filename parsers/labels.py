@@ -45,8 +45,9 @@ def _start_pattern(label: str) -> re.Pattern:
     # value that merely starts with a label's characters ("民族地区……") is not a label;
     # then optional notes like （600字以内） and a colon. "(类别：…)" may open with a bracket.
     lead = r"[（(]?\s*" if label == "类别" else ""
-    colon_needed = label in ("注", "电话", "住址")   # short words that also start sentences
-    after = r"\s*" + _NOTES + (r"[:：]" if colon_needed else r"[:：]?")
+    # Short words that also open sentences are labels only with a colon, or alone in their cell.
+    colon_needed = label in ("注", "电话", "住址")
+    after = r"\s*" + _NOTES + (r"(?:[:：]|$)" if colon_needed else r"[:：]?")
     chars = _chars(label, r"\s*")
     return re.compile(rf"^\s*{lead}{chars}(?=$|[\s:：（(]){after}[ \t\u3000]*", re.S)
 
