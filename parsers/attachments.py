@@ -33,6 +33,7 @@ GARBLED = "文件内容无法识别（可能已损坏），请检查后重新发
 
 CONTAINERS = {"zip", "rar", "7z", "tnef"}
 LEGACY = {"ole": "doc", "rtf": "rtf", "odt": "odt"}   # sniffed kind → extension for soffice
+_SOFFICE_EXTENSION = {**LEGACY, "xls": "xls"}
 _WORD_EXTENSIONS = {"doc", "docx", "docm", "dotx", "dot", "wps", "wpt", "rtf"}
 MAX_DEPTH = 2          # an attachment (0), a file in an archive (1), in an archive in it (2)
 
@@ -111,8 +112,7 @@ def _legacy(f: _File) -> bool:
 def _converted(files: list[_File], convert) -> dict[int, bytes | UnreadableFile]:
     """id(file) → its .docx (or .xlsx) bytes or why it could not be converted: one soffice
     call for all the files of one kind."""
-    results = convert([(f.data, LEGACY.get(f.kind, "xls" if f.kind == "xls" else "html"))
-                       for f in files])
+    results = convert([(f.data, _SOFFICE_EXTENSION.get(f.kind, "html")) for f in files])
     return {id(f): result for f, result in zip(files, results)}
 
 

@@ -47,7 +47,8 @@ def to_xlsx(files: list[tuple[bytes, str]]) -> list[bytes | UnreadableFile]:
     return _converted(files, "xlsx", "Calc MS Excel 2007 XML")
 
 
-def _converted(files: list[tuple[bytes, str]], target: str, filter_name: str) -> list[bytes | UnreadableFile]:
+def _converted(files: list[tuple[bytes, str]], target: str,
+               filter_name: str) -> list[bytes | UnreadableFile]:
     if not files:
         return []
     failed, timed_out_reason, no_converter = _REASONS[target]
@@ -60,8 +61,8 @@ def _converted(files: list[tuple[bytes, str]], target: str, filter_name: str) ->
         inputs = _write_inputs(work / "in", files)
         timed_out = _run(soffice, work, inputs, BASE_SECONDS + SECONDS_PER_FILE * len(files),
                          f"{target}:{filter_name}")
-        return [_output(work / "out" / f"{path.stem}.{target}", timed_out_reason if timed_out else failed)
-                for path in inputs]
+        reason = timed_out_reason if timed_out else failed
+        return [_output(work / "out" / f"{path.stem}.{target}", reason) for path in inputs]
 
 
 def _soffice() -> str | None:

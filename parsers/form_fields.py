@@ -20,7 +20,7 @@ from parsers.labels import (
     IGNORED, is_note, is_title, match_label, split_glued_opinions, split_labelled_line,
 )
 from parsers.normalize import (
-    clean_text, normalize_birth, normalize_ethnicity, normalize_name, normalize_phone,
+    clean_text, is_valid_phone, normalize_birth, normalize_ethnicity, normalize_name, normalize_phone,
     normalize_political_status, normalize_sex,
 )
 from parsers.records import OPINION_KEYS, FormRecord
@@ -69,13 +69,6 @@ def forms_from_blocks(blocks: Iterable[Block]) -> list[tuple[FormRecord, list]]:
     if len(labels) < MIN_LABELS or not (evidence or len(labels) >= MIN_UNTITLED):
         raise NotAForm(NOT_A_FORM)
     return [(_record(form), form.images) for form in forms]
-
-
-def labelled_values(blocks: Iterable[Block]) -> list[dict[str, str]]:
-    """Each form's raw labelled values, all pieces of a field joined by "\\n"; a label with no
-    value maps to ""."""
-    forms, _ = _read_sequence(blocks)
-    return [{key: "\n".join(texts) for key, texts in form.pieces.items()} for form in forms]
 
 
 def _read_sequence(blocks: Iterable[Block]) -> tuple[list[_Form], bool]:
@@ -195,11 +188,20 @@ def _record(form: _Form) -> FormRecord:
     record = FormRecord()
     for key, texts in form.pieces.items():
         raw = "\n".join(texts)
-        if key in OPINION_KEYS:
+        if key == "phone" and len(texts) > 1:
+            record.phone = _one_phone(texts, raw)
+        elif key in OPINION_KEYS:
             record.opinions[key] = opinion_text(raw)
         elif key not in IGNORED:
             setattr(record, key, _NORMALIZERS.get(key, clean_text)(raw))
     return record
+
+
+def _one_phone(texts: list[str], raw: str) -> str:
+    """Two numbers under two phone labels (联系电话 and 手机): the first valid one is the phone;
+    otherwise all of it, for validation to quote back."""
+    numbers = [normalize_phone(text) for text in texts]
+    return next((n for n in numbers if is_valid_phone(n)), normalize_phone(raw))
 
 
 # The printed template under each opinion: （盖章）, and a date still waiting for its digits.

@@ -210,8 +210,8 @@ def _fill_field(table, row: int, col: int, key: str, span: tuple[int, int], valu
     if last > first:
         value_cell = value_cell.merge(table.cell(row, last))
     lines = _value_lines(key, values) if text is None else (text.split("\n") if text else [])
-    _fill_pair(table.cell(row, col), value_cell, labels.get(key) or _label(key, spaced_labels), lines,
-               value_in_label_cell)
+    label = labels.get(key) or _label(key, spaced_labels)
+    _fill_pair(table.cell(row, col), value_cell, label, lines, value_in_label_cell)
 
 
 def _label(key: str, spaced: bool) -> str:

@@ -136,10 +136,9 @@ def layouts() -> dict[str, tuple[str, bytes, tuple[dict, ...], tuple[str, ...]]]
     The .doc is written by LibreOffice straight from the .docx, which loses the second table
     (its cells run together as paragraphs); the .xls is the .xlsx saved by LibreOffice."""
     forms = _docx_layouts()
-    _, doc_src, *rest = forms["lossy-doc"]
-    _, pdf_src, *pdf_rest = forms["pdf"]
-    forms["lossy-doc"] = (forms["lossy-doc"][0], build.soffice_convert({"a.docx": doc_src}, "doc:MS Word 97")["a.docx"], *rest)
-    forms["pdf"] = (forms["pdf"][0], build.soffice_convert({"b.docx": pdf_src}, "pdf")["b.docx"], *pdf_rest)
+    for layout, target in (("lossy-doc", "doc:MS Word 97"), ("pdf", "pdf")):
+        name, source, *rest = forms[layout]
+        forms[layout] = (name, build.soffice_convert({"form.docx": source}, target)["form.docx"], *rest)
     c = candidate("许己")
     xlsx = build.form_xlsx(c, samples.sample_photo_png())
     forms["xlsx"] = ("许己推荐表.xlsx", xlsx, (c,), (c["deeds"],))

@@ -221,3 +221,29 @@ def test_three_forms_keep_each_photo_with_its_own_candidate():
     out = io.BytesIO()
     doc.save(out)
     assert [form.photo for form in parse_forms(out.getvalue())] == [True, False, True]
+
+
+# ---- spreadsheets that are not forms, or hostile ---------------------------------------------
+
+def test_a_spreadsheet_that_is_not_a_form_is_passed_over():
+    from openpyxl import Workbook
+    book = Workbook()
+    book.active.append(["项目", "金额"])
+    book.active.append(["服务器", 12000])
+    out = io.BytesIO()
+    book.save(out)
+    assert read_one("经费表.xlsx", out.getvalue()).kind == "other"
+
+
+def test_a_spreadsheet_bomb_is_refused_before_it_is_expanded():
+    from parsers.xlsx_form import TOO_BIG
+    src = zipfile.ZipFile(io.BytesIO(files.layouts()["xlsx"][1]))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * (120 << 20), 1)
+            bomb.writestr(item, data)
+    doc = read_one("推荐表.xlsx", out.getvalue())
+    assert (doc.kind, doc.reason) == ("unreadable", TOO_BIG)
