@@ -96,19 +96,26 @@ def _read_sequence(blocks: Iterable[Block]) -> tuple[list[_Form], bool]:
 
 
 def _paragraphs_joined(blocks: Iterable[Block]):
-    """Consecutive paragraphs outside tables as one block of running text (a title stays on
-    its own): a label lost in conversion may be spread over several of them."""
+    """Consecutive paragraphs outside tables as one block of running text (a title line stays
+    on its own): a label lost in conversion may be spread over several of them."""
     run: list[Block] = []
     for block in blocks:
-        if block.in_table or is_title(block.text):
-            if run:
-                yield _joined(run)
-                run = []
-            yield block
-        else:
-            run.append(block)
+        lines = [block] if block.in_table else _lines(block)
+        for line in lines:
+            if line.in_table or is_title(line.text):
+                if run:
+                    yield _joined(run)
+                    run = []
+                yield line
+            else:
+                run.append(line)
     if run:
         yield _joined(run)
+
+
+def _lines(block: Block) -> list[Block]:
+    first, *rest = block.text.split("\n")
+    return [Block(first, False, block.images), *(Block(text, False) for text in rest)]
 
 
 def _joined(run: list[Block]) -> Block:

@@ -7,16 +7,16 @@ outside them, in reading order page after page, go through the same label logic 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from io import BytesIO
-
-import re
 
 import pdfplumber
 from pdfminer.pdfdocument import PDFPasswordIncorrect
 
 from parsers.errors import NotAForm, UnreadableFile
 from parsers.form_fields import Block, forms_from_blocks
+from parsers.labels import match_label
 from parsers.normalize import clean_text, count_chars
 from parsers.records import FormRecord, ReportRecord
 
@@ -98,7 +98,8 @@ def _read_page(page) -> _Page:
         cells = [cell for table in clean.find_tables() for cell in table.cells]
         images = [im for im in clean.images if im["width"] >= 1 and im["height"] >= 1]
         return _Page(
-            blocks=_blocks(cells, chars, [im for im in images if _is_photo(im, cells)]),
+            blocks=_blocks(cells, chars, [im for im in images if _is_photo(im, cells)],
+                           page.height),
             lines=[_line_text(line) for line in _lines(chars)],
             chars=len(visible),
             bad_chars=sum(1 for c in visible if c["text"].startswith("(cid:") or "\ufffd" in c["text"]),
@@ -127,10 +128,12 @@ def _inside(x: float, y: float, bbox) -> bool:
 
 # ---- the page as blocks of text ------------------------------------------------------------
 
-def _blocks(cells: list, chars: list, photos: list) -> list[Block]:
+def _blocks(cells: list, chars: list, photos: list, height: float) -> list[Block]:
     """The page's cells and the lines outside them, top to bottom: cells sharing a top edge
     form a row, left to right; a cell spanning several rows comes with its first row, as in
-    .docx. A row that a page break split simply goes on with the next page's blocks."""
+    .docx. A row that a page break split simply goes on with the next page's blocks. Lines
+    in the header and footer margins (a running header, page numbers) are left out: they
+    would run on into the field being read."""
     held: dict[tuple, list] = {tuple(c): [] for c in cells}
     smallest_first = sorted(held, key=lambda c: (c[2] - c[0]) * (c[3] - c[1]))
     outside = []
@@ -140,21 +143,44 @@ def _blocks(cells: list, chars: list, photos: list) -> list[Block]:
     pictures: dict[tuple, list] = {}
     for image in photos:
         pictures.setdefault(_innermost(smallest_first, *_centre(image)), []).append(True)
-    items = []
+    items: list[tuple[float, float, Block | list]] = []
     rows: list[float] = []
     for cell in sorted(held, key=lambda c: (c[1], c[0])):
         top = next((t for t in rows if abs(t - cell[1]) < 2), cell[1])
         if top not in rows:
             rows.append(top)
         items.append((top, cell[0], Block(_cell_text(held[cell]), True, pictures.get(cell, []))))
+    body = (height * _MARGIN, height * (1 - _MARGIN))
     for line in _lines(outside):
         text = clean_text(_line_text(line))
-        if text and not _PAGE_NUMBER.match(text):
-            items.append((line[0]["top"], line[0]["x0"], Block(text, False)))
-    blocks = [block for *_, block in sorted(items, key=lambda item: item[:2])]
+        inside = body[0] <= line[0]["top"] and line[0]["bottom"] <= body[1]
+        if text and inside and not _PAGE_NUMBER.match(text):
+            items.append((line[0]["top"], line[0]["x0"], line))
+    blocks = _running_text_joined([item for *_, item in sorted(items, key=lambda i: i[:2])])
     if None in pictures:   # a photo outside any cell: a page without a table
         blocks.append(Block("", False, pictures[None]))
     return blocks
+
+
+def _running_text_joined(items: list) -> list[Block]:
+    """Cells as they are; each run of lines between them as one block, its wrapped lines
+    joined as in a cell (a line opening with a label is never joined to the one before)."""
+    blocks: list[Block] = []
+    run: list[list] = []
+    for item in [*items, None]:
+        if isinstance(item, list):
+            run.append(item)
+            continue
+        if run:
+            blocks.append(Block(_cell_text([ch for line in run for ch in line], _opens_field), False))
+            run = []
+        if item is not None:
+            blocks.append(item)
+    return blocks
+
+
+def _opens_field(text: str) -> bool:
+    return match_label(text) is not None
 
 
 def _innermost(smallest_first: list, x: float, y: float):
@@ -162,11 +188,12 @@ def _innermost(smallest_first: list, x: float, y: float):
     return next((c for c in smallest_first if _inside(x, y, c)), None)
 
 
+_MARGIN = 0.06   # of the page's height: Word puts headers and footers 1.5 cm from the edge
 # "1", "- 2 -", "第 3 页", "第1页 共2页", "1/2": page numbers in a header or footer.
 _PAGE_NUMBER = re.compile(r"^[-—\s]*(?:第\s*)?\d+\s*(?:页)?\s*(?:(?:/|共)\s*\d+\s*页?)?[-—\s]*$")
 
 
-def _cell_text(chars: list) -> str:
+def _cell_text(chars: list, opens_paragraph=lambda text: False) -> str:
     """A cell's text: wrapped lines of one paragraph joined, paragraphs separated by "\\n"."""
     lines = _lines(chars)
     if not lines:
@@ -175,15 +202,31 @@ def _cell_text(chars: list) -> str:
     left = min(line[0]["x0"] for line in lines)
     flush_left = [line for line in lines if line[0]["x0"] <= left + size / 2]
     # The text's right margin, from left-aligned lines only: the right-aligned （盖章） and date
-    # lines reach further. A wrapped line may stop a character short (a closing mark cannot
-    # start a line), hence the tolerance.
+    # lines reach further. A line was wrapped when what opens the next one could not have
+    # fitted after it: a character, with the closing marks and digits that cannot be parted
+    # from it ("门、1200" moves down whole).
     right = max(line[-1]["x1"] for line in flush_left)
     out = _line_text(lines[0])
     for prev, line in zip(lines, lines[1:]):
-        wrapped = (prev[-1]["x1"] >= right - 1.5 * size and prev[0]["x0"] <= left + size / 2
-                   and line[0]["x0"] <= left + size / 2)
-        out += ("" if wrapped else "\n") + _line_text(line)
+        text = _line_text(line)
+        wrapped = (prev[-1]["x1"] + _opening_width(line) >= right - size / 2
+                   and prev[0]["x0"] <= left + size / 2 and line[0]["x0"] <= left + size / 2
+                   and not opens_paragraph(text))
+        out += ("" if wrapped else "\n") + text
     return clean_text(out)
+
+
+_NO_BREAK_BEFORE = set("、，。；：！？）》」』”’,.;:!?)%")
+
+
+def _opening_width(line: list) -> float:
+    """The width of a line's first unbreakable run: its first character and the closing
+    marks, digits and letters glued to it."""
+    end = 1
+    while end < len(line) and (line[end]["text"] in _NO_BREAK_BEFORE
+                               or line[end]["text"].isascii() and line[end]["text"].isalnum()):
+        end += 1
+    return line[end - 1]["x1"] - line[0]["x0"]
 
 
 def _lines(chars: list) -> list[list]:

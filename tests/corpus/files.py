@@ -5,6 +5,7 @@ a name says otherwise; `layouts()` holds each way a county fills or re-makes the
 from __future__ import annotations
 
 import functools
+import io
 
 from parsers.docx_form import parse_form
 from pipeline import samples
@@ -147,3 +148,22 @@ def layouts() -> dict[str, tuple[str, bytes, tuple[dict, ...], tuple[str, ...]]]
                                 "xls:MS Excel 97")["c.xlsx"]
     forms["xls"] = ("何庚推荐表.xls", xls, (c,), (c["deeds"],))
     return forms
+
+
+@functools.cache
+def pdf_layouts() -> dict[str, tuple[str, bytes, tuple[dict, ...], tuple[str, ...]]]:
+    """PDF exports of the layouts whose text a PDF reader must put back together: deeds in
+    the second table's narrow cell or run on across the page break, and the paragraph form
+    under a running header and a page-number footer (one LibreOffice call)."""
+    from docx import Document
+
+    sources = {k: layouts()[k] for k in ("deeds-in-table-2", "deeds-split", "three-forms")}
+    name, data, typed, deeds = layouts()["paragraphs"]
+    doc = Document(io.BytesIO(data))
+    doc.sections[0].header.paragraphs[0].text = "株洲市工业和信息化局"
+    doc.sections[0].footer.paragraphs[0].text = "第 1 页"
+    out = io.BytesIO()
+    doc.save(out)
+    sources["paragraphs-with-header"] = (name, out.getvalue(), typed, deeds)
+    pdfs = build.soffice_convert({f"{k}.docx": v[1] for k, v in sources.items()}, "pdf")
+    return {k: (f"{v[0].rsplit('.', 1)[0]}.pdf", pdfs[f"{k}.docx"], *v[2:]) for k, v in sources.items()}

@@ -247,3 +247,13 @@ def test_a_spreadsheet_bomb_is_refused_before_it_is_expanded():
             bomb.writestr(item, data)
     doc = read_one("推荐表.xlsx", out.getvalue())
     assert (doc.kind, doc.reason) == ("unreadable", TOO_BIG)
+
+
+@pytest.mark.parametrize("layout", ["deeds-in-table-2", "deeds-split", "three-forms", "paragraphs-with-header"])
+def test_pdf_exports_of_the_layouts_are_read_exactly(layout):
+    name, data, typed, deeds = files.pdf_layouts()[layout]
+    assert data.startswith(b"%PDF-")
+    doc = read_one(name, data)
+    assert doc.kind == "form" and doc.format == "pdf"
+    assert [form.fields() for form in doc.forms] == [files.expected_fields(t) for t in typed]
+    assert [form.deeds for form in doc.forms] == list(deeds)
