@@ -110,7 +110,7 @@ def build_form_docx(fields: dict | None = None, *, photo: bool = True,
     `layout`: "notice" (the bureau's two tables on two pages) or "one-table". `deeds`: what
     the clerk typed in each 主要事迹 row, in order — by default all of it in the first (the
     notice's two rows: ("", text) types it in the second, (a, b) runs it on from one to the
-    other). `deeds_merged_label`: the first table's 主要事迹 label cell merged down over two
+    other). `deeds_merged_label` (notice layout): the first table's 主要事迹 label cell merged down over two
     rows (w:vMerge), a part of `deeds` typed beside each. `labels`: another county's wording
     of some labels ({"phone": "手机号码"}). `nested` puts the (first) table
     inside a cell of an outer table, as some counties' templates do."""
@@ -121,17 +121,18 @@ def build_form_docx(fields: dict | None = None, *, photo: bool = True,
     return _saved(doc)
 
 
+# build_form_docx's defaults, for build_forms_docx.
+_FORM_OPTIONS = dict(photo=True, value_in_label_cell=False, spaced_labels=True, nested=False,
+                     layout="notice", deeds=None, deeds_merged_label=False, labels={})
+
+
 def build_forms_docx(candidates: list[dict], **options) -> bytes:
     """Several candidates' forms in one .docx, a page break between copies of the form."""
     doc = Document()
     for i, fields in enumerate(candidates):
         if i:
             doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
-        _add_form(doc, _merged_values(fields), **{"photo": True, "value_in_label_cell": False,
-                                                  "spaced_labels": True, "nested": False,
-                                                  "layout": "notice", "deeds": None,
-                                                  "deeds_merged_label": False, "labels": {},
-                                                  **options})
+        _add_form(doc, _merged_values(fields), **{**_FORM_OPTIONS, **options})
     return _saved(doc)
 
 
@@ -175,6 +176,8 @@ def _add_form(doc, values: dict, *, photo: bool, value_in_label_cell: bool, spac
         container = outer.cell(0, 0)
         container.paragraphs[0].text = "附件1"
     one_table = layout == "one-table"
+    if one_table and deeds_merged_label:
+        raise ValueError("deeds_merged_label needs the notice layout: 主要事迹 ends its table 1")
     grid = FORM_LAYOUT if one_table else NOTICE_TABLE_1
     parts = list(deeds if deeds is not None else (values["deeds"],))
     extra_row = 1 if deeds_merged_label else 0
