@@ -20,8 +20,8 @@ from parsers.labels import (
     IGNORED, is_note, is_title, match_label, split_glued_opinions, split_labelled_line,
 )
 from parsers.normalize import (
-    clean_text, is_valid_phone, normalize_birth, normalize_ethnicity, normalize_name, normalize_phone,
-    normalize_political_status, normalize_sex,
+    clean_text, is_valid_phone, normalize_birth, normalize_ethnicity, normalize_name,
+    normalize_phone, normalize_political_status, normalize_sex,
 )
 from parsers.records import OPINION_KEYS, FormRecord
 
