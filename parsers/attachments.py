@@ -1,20 +1,21 @@
-"""Every attachment of an email read into Documents: a form, a report, an image, or a file
+"""Every attachment of an email read into Documents: forms, a report, an image, or a file
 that cannot be read and why. Routing is by content (magic bytes), never by the file's name.
 
 Containers (.zip, .rar, .7z, winmail.dat) are opened first — one level of nesting — and each
 file inside becomes a Document named "材料.zip/张三.docx". Legacy documents (.doc, .wps, .rtf,
-.odt) of the whole email then go to LibreOffice in one batch, and everything is read — every
-document through one entry point (`_read_document`): within the email's budget of time and
-expanded bytes (parsers/limits.py), in a sandboxed child (parsers/sandbox.py).
+.odt) of the whole email then go to LibreOffice in one batch, binary spreadsheets (.xls, .et)
+in another, and everything is read — every document through one entry point
+(`_read_document`): within the email's budget of time and expanded bytes (parsers/limits.py),
+in a sandboxed child (parsers/sandbox.py). A document may hold several candidates' forms.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from parsers import archives
 from parsers.archives import Budget
-from parsers.convert import to_docx
-from parsers.docx_form import parse_form
+from parsers.convert import to_docx, to_xlsx
+from parsers.docx_form import parse_forms
 from parsers.docx_text import docx_report
 from parsers.errors import NotAForm, UnreadableFile
 from parsers.normalize import looks_garbled
@@ -24,8 +25,9 @@ from parsers.limits import MIN_SECONDS, OUT_OF_TIME, XML_TOO_BIG, EmailBudget, x
 from parsers.sandbox import WALL_SECONDS, run_limited
 from parsers.sniff import DOCUMENT_EXTENSIONS, extension, sniff
 from parsers.tnef import tnef_members
+from parsers.xlsx_form import parse_sheet_forms
 
-UNSUPPORTED = "文件格式无法识别，推荐表请使用 Word（.docx/.doc）或 PDF 格式"
+UNSUPPORTED = "文件格式无法识别，推荐表请使用 Word（.docx/.doc）、Excel（.xlsx/.xls）或 PDF 格式"
 EMPTY = "文件为空（0 字节）"
 ENCRYPTED = "文件设置了打开密码，无法读取；请取消密码后重新发送"
 TOO_DEEP = "压缩包内又套有多层压缩包，请解压后直接发送文件"
@@ -34,6 +36,7 @@ GARBLED = "文件内容无法识别（可能已损坏），请检查后重新发
 
 CONTAINERS = {"zip", "rar", "7z", "tnef"}
 LEGACY = {"ole": "doc", "rtf": "rtf", "odt": "odt"}   # sniffed kind → extension for soffice
+_SOFFICE_EXTENSION = {**LEGACY, "xls": "xls"}
 _WORD_EXTENSIONS = {"doc", "docx", "docm", "dotx", "dot", "wps", "wpt", "rtf"}
 MAX_DEPTH = 2          # an attachment (0), a file in an archive (1), in an archive in it (2)
 
@@ -43,11 +46,18 @@ class Document:
     file: str                      # the attachment's display name; "材料.zip/张三.docx" inside one
     kind: str                      # form | report | image | unreadable | other
     data: bytes
-    form: FormRecord | None = None
+    form: FormRecord | None = None   # the first of `forms`
     report: ReportRecord | None = None
     reason: str = ""               # for unreadable: a short Chinese phrase for the reply
     format: str = ""               # what the bytes are: docx, doc, rtf, pdf, image, ...
     scan: bool = False             # an image, or a PDF whose pages carry no text
+    forms: list[FormRecord] = field(default_factory=list)   # every form, in document order
+
+    def __post_init__(self):
+        if self.form is not None and not self.forms:
+            self.forms = [self.form]
+        elif self.forms and self.form is None:
+            self.form = self.forms[0]
 
 
 @dataclass
@@ -66,7 +76,9 @@ def read_attachments(attachments: list[Attachment], budget: EmailBudget | None =
     files: list[_File | Document] = []
     for att in attachments:
         files += _unpacked(att.filename, att.data, 0, archive_budget)
-    converted = _converted([f for f in files if isinstance(f, _File) and _legacy(f)], budget)
+    pending = [f for f in files if isinstance(f, _File)]
+    converted = {**_converted([f for f in pending if _legacy(f)], to_docx, budget),
+                 **_converted([f for f in pending if f.kind == "xls"], to_xlsx, budget)}
     return [f if isinstance(f, Document) else _read(f, converted, budget) for f in files]
 
 
@@ -103,12 +115,12 @@ def _legacy(f: _File) -> bool:
     return f.kind in LEGACY or (f.kind == "html" and extension(f.name) in _WORD_EXTENSIONS)
 
 
-def _converted(files: list[_File], budget: EmailBudget) -> dict[int, bytes | UnreadableFile]:
-    """id(file) → its .docx bytes or why it could not be converted: one soffice call in all,
-    stopped when the email's time runs out."""
+def _converted(files: list[_File], convert, budget: EmailBudget) -> dict[int, bytes | UnreadableFile]:
+    """id(file) → its .docx (or .xlsx) bytes or why it could not be converted: one soffice
+    call for all the files of one kind, stopped when the email's time runs out."""
     if files and budget.seconds_left() < MIN_SECONDS:
         return {id(f): UnreadableFile(OUT_OF_TIME) for f in files}
-    results = to_docx([(f.data, LEGACY.get(f.kind, "html")) for f in files],
+    results = convert([(f.data, _SOFFICE_EXTENSION.get(f.kind, "html")) for f in files],
                       max_seconds=budget.seconds_left())
     return {id(f): result for f, result in zip(files, results)}
 
@@ -118,7 +130,7 @@ def _converted(files: list[_File], budget: EmailBudget) -> dict[int, bytes | Unr
 def _read(f: _File, converted: dict, budget: EmailBudget) -> Document:
     if f.kind == "image":
         return Document(f.name, "image", f.data, format="image", scan=True)
-    if f.kind in ("docx", "pdf"):
+    if f.kind in ("docx", "pdf", "xlsx"):
         return _read_document(f.name, f.data, f.data, f.kind, budget)
     if f.kind == "ole-encrypted":
         return _unreadable(f.name, f.data, ENCRYPTED, "docx")
@@ -159,7 +171,9 @@ def _read_document(name: str, original: bytes, data: bytes, fmt: str, budget: Em
     if kind == "scan":
         return Document(name, "image", original, format=fmt, scan=True)
     if kind == "form":
-        return Document(name, "form", original, form=record, format=fmt)
+        return Document(name, "form", original, forms=record, format=fmt)
+    if kind == "other":       # a spreadsheet that is no form (a list, a budget): passed over
+        return Document(name, "other", original, format=fmt)
     if not record.chars:
         return _unreadable(name, original, NO_TEXT, fmt)
     if looks_garbled(record.head):   # LibreOffice imports a file it cannot parse as text
@@ -167,14 +181,20 @@ def _read_document(name: str, original: bytes, data: bytes, fmt: str, budget: Em
     return Document(name, "report", original, report=record, format=fmt)
 
 
-def _parse_document(data: bytes) -> tuple[str, FormRecord | ReportRecord | None]:
-    """In the sandbox: ("form", FormRecord) | ("report", ReportRecord) | ("scan", None) by
-    what the bytes are. Raises UnreadableFile."""
-    if sniff(data) == "pdf":
+def _parse_document(data: bytes) -> tuple[str, list[FormRecord] | ReportRecord | None]:
+    """In the sandbox: ("form", [FormRecord, ...]) | ("report", ReportRecord) | ("scan", None)
+    | ("other", None) by what the bytes are. Raises UnreadableFile."""
+    kind = sniff(data)
+    if kind == "pdf":
         return read_pdf(data)
     if xml_too_big(data):   # checked from the zip's directory, before any XML is parsed
         raise UnreadableFile(XML_TOO_BIG)
+    if kind == "xlsx":
+        try:
+            return "form", parse_sheet_forms(data)
+        except NotAForm:
+            return "other", None
     try:
-        return "form", parse_form(data)
+        return "form", parse_forms(data)
     except NotAForm:
         return "report", docx_report(data)

@@ -1,14 +1,16 @@
-"""Read a recommendation form (.docx) into a FormRecord.
+"""Read the recommendation forms in a .docx into FormRecords.
 
-Fields are found by their printed labels, never by cell position: counties re-type, merge,
-nest and re-space the table, and fill in values next to the label or inside the label cell.
+The document becomes a sequence of text blocks in reading order — paragraphs, and the cells
+of every table (nested ones inside their cell's place) — and parsers/form_fields.py finds the
+fields by their printed labels: counties re-type, merge, split and re-space the table, fill in
+values next to the label or inside the label cell, or type the form without a table at all.
 """
 from __future__ import annotations
 
 from lxml import etree
 
 from parsers.errors import UnreadableFile
-from parsers.form_fields import form_from_tables
+from parsers.form_fields import Block, forms_from_blocks
 from parsers.normalize import clean_text
 from parsers.ooxml import BadPackage, DocxPackage, TooBig, open_docx
 from parsers.records import FormRecord
@@ -29,12 +31,19 @@ ENCRYPTED_OR_DOC = "文件设置了打开密码，或是旧版 Word（.doc）文
 
 
 def parse_form(data: bytes) -> FormRecord:
-    """The form in a .docx file. Raises UnreadableFile or NotAForm."""
+    """The (first) form in a .docx file. Raises UnreadableFile or NotAForm."""
+    return parse_forms(data)[0]
+
+
+def parse_forms(data: bytes) -> list[FormRecord]:
+    """Every form in a .docx file, in document order. Raises UnreadableFile or NotAForm."""
     doc = _open(data)
-    record = form_from_tables(_table_rows(doc.body))
-    record.photo_image, record.photo_ext = _photo(doc)
-    record.photo = record.photo_image is not None
-    return record
+    records = []
+    for record, images in forms_from_blocks(_blocks(doc.body)):
+        record.photo_image, record.photo_ext = _first_image(doc, images)
+        record.photo = record.photo_image is not None
+        records.append(record)
+    return records
 
 
 def _open(data: bytes) -> DocxPackage:
@@ -51,18 +60,42 @@ def _open(data: bytes) -> DocxPackage:
     return doc
 
 
-# ---- walking the tables -------------------------------------------------------------------
+# ---- the document as blocks of text ---------------------------------------------------------
 
-def _table_rows(body):
-    """Each table (nested ones too) as rows of cell texts."""
-    for tbl in _tables(body):
-        yield [_row_texts(tr) for tr in _own(tbl, "tr", "tbl")]
+_P, _TBL = f"{_W}p", f"{_W}tbl"
 
 
-def _tables(body):
+def _blocks(parent, in_table: bool = False):
+    """Paragraphs and table cells in reading order; content controls and other wrappers are
+    looked through, the VML copy of a text box is skipped."""
+    for child in parent:
+        if child.tag == _P:
+            yield Block(clean_text(_cell_text(child)), in_table, _IMAGE_REFS(child))
+            for tbl in _tables(child):   # a table in a text box within the paragraph
+                yield from _table_blocks(tbl)
+        elif child.tag == _TBL:
+            yield from _table_blocks(child)
+        elif child.tag != _MC_FALLBACK and len(child):
+            yield from _blocks(child, in_table)
+
+
+def _table_blocks(tbl):
+    """Each cell once, row by row and left to right: a cell spanning columns is one w:tc, and
+    a cell continuing a vertical merge is part of the cell above, so it is left out. A table
+    nested in a cell follows that cell's own text."""
+    for tr in _own(tbl, "tr", "tbl"):
+        for tc in _own(tr, "tc", "tr"):
+            if not _continues_merge(tc):
+                yield Block(clean_text(_cell_text(tc)), True, _IMAGE_REFS(tc))
+                for nested in _own(tc, "tbl", "tbl"):
+                    yield from _table_blocks(nested)
+
+
+def _tables(element):
     # Text boxes are stored twice (DrawingML and a VML fallback); read only the first copy.
-    return [tbl for tbl in body.iter(f"{_W}tbl")
-            if next(tbl.iterancestors(_MC_FALLBACK), None) is None]
+    return [tbl for tbl in element.iter(_TBL)
+            if next(tbl.iterancestors(_MC_FALLBACK), None) is None
+            and next(tbl.iterancestors(_TBL), None) is None]
 
 
 def _own(parent, tag: str, boundary: str) -> list:
@@ -79,12 +112,6 @@ def _descend(parent, tag: str, boundary: str) -> list:
         elif child.tag != boundary and len(child):
             found += _descend(child, tag, boundary)
     return found
-
-
-def _row_texts(tr) -> list[str]:
-    """The text of each cell of a row, left to right. A cell continuing a vertical merge is
-    part of the cell above, so it is left out."""
-    return [clean_text(_cell_text(tc)) for tc in _own(tr, "tc", "tr") if not _continues_merge(tc)]
 
 
 def _continues_merge(tc) -> bool:
@@ -139,15 +166,15 @@ def _showing_placeholder(sdt) -> bool:
     return sdt.find(f"{_W}sdtPr/{_W}showingPlcHdr") is not None
 
 
-# ---- photo --------------------------------------------------------------------------------
+# ---- photos --------------------------------------------------------------------------------
 
 # DrawingML pictures (inline and floating) and legacy VML ones.
 _IMAGE_REFS = etree.XPath(".//a:blip/@r:embed | .//v:imagedata/@r:id", namespaces=_NS)
 
 
-def _photo(doc: DocxPackage) -> tuple[bytes | None, str]:
-    """The first image embedded in the document body, with its extension."""
-    for rel_id in _IMAGE_REFS(doc.body):
+def _first_image(doc: DocxPackage, rel_ids: list[str]) -> tuple[bytes | None, str]:
+    """The first of these embedded pictures that the package holds, with its extension."""
+    for rel_id in rel_ids:
         image = doc.image(rel_id)
         if image is not None:
             return image

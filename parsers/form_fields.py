@@ -1,64 +1,43 @@
-"""From the cells of a form's table to a FormRecord, whatever file the table came from.
+"""From a document's text blocks to its FormRecords, whatever file the blocks came from.
 
-A table is given as rows of cell texts (left to right, a vertically merged cell only in its
-first row); .docx and PDF readers each build those rows their own way and share everything
-after. Fields are found by their printed labels, never by cell position.
+A document is given as a sequence of blocks in reading order: the cells of every table (row by
+row, left to right, a merged cell once) and the paragraphs between them. .docx, PDF and
+spreadsheet readers each build that sequence their own way and share everything after.
+
+Fields are found by their printed labels (parsers/labels.py), never by position: each label
+takes everything up to the next label, and all the pieces of one field are joined in document
+order — the 主要事迹 row of the form's first table and the one that opens its second table make
+one value. The label sequence starting again at 姓名 starts the next candidate's form.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from parsers.errors import NotAForm
+from parsers.labels import (
+    IGNORED, is_note, is_title, match_label, split_glued_opinions, split_labelled_line,
+)
 from parsers.normalize import (
-    clean_text, normalize_birth, normalize_ethnicity, normalize_name, normalize_phone,
-    normalize_political_status, normalize_sex,
+    clean_text, is_valid_phone, normalize_birth, normalize_ethnicity, normalize_name,
+    normalize_phone, normalize_political_status, normalize_sex,
 )
 from parsers.records import OPINION_KEYS, FormRecord
 
 NOT_A_FORM = "文档中没有找到推荐表的栏目（姓名、性别、出生年月等）"
 
-# Printed labels (and the variants counties use) → record keys; opinions use OPINION_KEYS.
-LABELS = {
-    "name": ("姓名",),
-    "sex": ("性别",),
-    "birth": ("出生年月", "出生年月日", "出生日期"),
-    "ethnicity": ("民族",),
-    "native_place": ("籍贯",),
-    "political_status": ("政治面貌",),
-    "employer_post": ("工作单位及职务", "工作单位及职位", "单位及职务"),
-    "home_address": ("家庭地址", "家庭住址"),
-    "phone": ("联系电话", "联系方式", "手机"),
-    "honours": ("所获荣誉情况", "所获荣誉"),
-    "deeds": ("主要事迹",),
-    "recommender": ("推荐单位意见",),
-    "discipline": ("纪检监察部门意见",),
-    "member_unit": ("成员单位意见",),
-    "approval": ("审批意见",),
-    "photo": ("一寸免冠照片", "免冠照片", "照片"),
-}
-MIN_LABELS = 3   # fewer recognised fields than this: some other document
-
-Rows = list[list[str]]
+MIN_LABELS = 3        # fewer recognised fields than this: some other document
+MIN_UNTITLED = 8      # labels only in running text, no title: this many before it is a form
 
 
-def _label_pattern(label: str) -> re.Pattern:
-    # Any spacing inside the label ("姓  名", "工作单位\n及职务"); then a separator, so that a
-    # value that merely starts with a label's characters ("民族地区……") is not a label;
-    # then optional notes like （600字以内） and a colon.
-    chars = r"\s*".join(map(re.escape, label))
-    return re.compile(
-        rf"^\s*{chars}(?=$|[\s:：（(])\s*(?:[（(][^（）()]*[）)]\s*)*[:：]?\s*(.*)$", re.S)
+@dataclass
+class Block:
+    """A table cell's or a paragraph's text."""
+    text: str
+    in_table: bool = False
+    images: list = field(default_factory=list)   # pictures standing here, as the reader names them
 
-
-# Longest label first: "所获荣誉情况" must not be read as "所获荣誉" followed by "情况".
-_PATTERNS = sorted(((len(label), _label_pattern(label), key, label[0])
-                    for key, labels in LABELS.items() for label in labels),
-                   key=lambda item: -item[0])
-# Labels by their first character: most cells hold values, and this rules them out at once.
-_BY_FIRST: dict[str, list] = {}
-for _length, _pattern, _key, _first in _PATTERNS:
-    _BY_FIRST.setdefault(_first, []).append((_pattern, _key))
 
 _NORMALIZERS = {
     "name": normalize_name, "sex": normalize_sex, "birth": normalize_birth,
@@ -67,79 +46,169 @@ _NORMALIZERS = {
 }
 
 
-def form_from_tables(tables: Iterable[Rows]) -> FormRecord:
-    """The form held by these tables (photo left unset). Raises NotAForm."""
-    values = labelled_values(tables)
-    if len(values.keys() - {"photo"}) < MIN_LABELS:
+@dataclass
+class _Form:
+    pieces: dict[str, list[str]] = field(default_factory=dict)
+    images: list = field(default_factory=list)
+
+    def labels(self) -> set[str]:
+        return self.pieces.keys() - IGNORED
+
+    def add(self, key: str, text: str) -> None:
+        self.pieces.setdefault(key, [])
+        text = clean_text(text)
+        if text and not is_note(text):
+            self.pieces[key].append(text)
+
+
+def forms_from_blocks(blocks: Iterable[Block]) -> list[tuple[FormRecord, list]]:
+    """Every form in the document, in document order, each with the pictures that stand in
+    it (the reader sets the photo from them). Raises NotAForm."""
+    forms, evidence = _read_sequence(blocks)
+    labels = set().union(*(f.labels() for f in forms))
+    if len(labels) < MIN_LABELS or not (evidence or len(labels) >= MIN_UNTITLED):
         raise NotAForm(NOT_A_FORM)
-    return _record(values)
+    return [(_record(form), form.images) for form in forms]
 
 
-def labelled_values(tables: Iterable[Rows]) -> dict[str, str]:
-    """Every labelled value in the tables. A label seen twice keeps its first non-empty value;
-    labels with no value map to ""."""
-    found: dict[str, str] = {}
-    for rows in tables:
-        for i, row in enumerate(rows):
-            below = rows[i + 1] if i + 1 < len(rows) else []
-            for key, value in _row_values(row, below):
-                if not found.get(key):
-                    found[key] = value
-    return found
+def _read_sequence(blocks: Iterable[Block]) -> tuple[list[_Form], bool]:
+    """The forms the label sequence holds, and whether the document shows it is the form:
+    its title, or labels in table cells."""
+    forms = [_Form()]
+    key: str | None = None        # the field the text being read belongs to
+    evidence = False
+    for block in _paragraphs_joined(blocks):
+        if is_title(block.text):
+            evidence, key = True, None
+            continue
+        forms[-1].images += block.images
+        for label, text in _pieces(block.text) if block.in_table else _running_pieces(block.text):
+            if label is None:
+                if key is not None:
+                    forms[-1].add(key, text)
+                continue
+            if label == "name" and _complete_enough(forms[-1]):
+                forms.append(_Form())
+            evidence = evidence or (block.in_table and label not in IGNORED)
+            key = label
+            forms[-1].add(key, text)
+    return _fragments_folded(forms), evidence
 
 
-def _record(values: dict[str, str]) -> FormRecord:
+def _paragraphs_joined(blocks: Iterable[Block]):
+    """Consecutive paragraphs outside tables as one block of running text (a title line stays
+    on its own): a label lost in conversion may be spread over several of them."""
+    run: list[Block] = []
+    for block in blocks:
+        lines = [block] if block.in_table else _lines(block)
+        for line in lines:
+            if line.in_table or is_title(line.text):
+                if run:
+                    yield _joined(run)
+                    run = []
+                yield line
+            else:
+                run.append(line)
+    if run:
+        yield _joined(run)
+
+
+def _lines(block: Block) -> list[Block]:
+    first, *rest = block.text.split("\n")
+    return [Block(first, False, block.images), *(Block(text, False) for text in rest)]
+
+
+def _joined(run: list[Block]) -> Block:
+    return Block("\n".join(b.text for b in run), False, [i for b in run for i in b.images])
+
+
+def _running_pieces(text: str) -> list[tuple[str | None, str]]:
+    """The pieces of running text: labels at the start of lines, and opinion labels glued
+    into the text where a lost table's cells ran together."""
+    out: list[tuple[str | None, str]] = []
+    for key, segment in split_glued_opinions(text):
+        pieces = _pieces(segment)
+        if key is not None:
+            if pieces[0][0] is None:
+                pieces[0] = (key, pieces[0][1])
+            else:
+                pieces.insert(0, (key, ""))
+        out += pieces
+    return out
+
+
+def _complete_enough(form: _Form) -> bool:
+    """A form that already has a name and enough fields: 姓名 again is the next form."""
+    return "name" in form.pieces and len(form.labels()) >= MIN_LABELS
+
+
+def _fragments_folded(forms: list[_Form]) -> list[_Form]:
+    """A trailing piece too small to be a form of its own belongs to the form before it."""
+    out = [forms[0]]
+    for form in forms[1:]:
+        if len(form.labels()) >= MIN_LABELS:
+            out.append(form)
+        else:
+            for key, texts in form.pieces.items():
+                out[-1].pieces.setdefault(key, []).extend(texts)
+            out[-1].images += form.images
+    return out
+
+
+def _pieces(text: str) -> list[tuple[str | None, str]]:
+    """(label key or None, text) in the order they stand in a block. A label may open the
+    block (spread over lines: "纪检监察\\n部门\\n意见") or any line; a line that opens with a
+    label may hold further ones ("姓名：张三 性别：男")."""
+    out: list[tuple[str | None, str]] = []
+    first = match_label(text)
+    lines = text.split("\n")
+    if first is not None:
+        key, rest = first
+        head, *lines = rest.split("\n")
+        out += _first_piece_labelled(key, split_labelled_line(head))
+    for line in lines:
+        match = match_label(line)
+        if match is None:
+            out.append((None, line))
+        else:
+            out += _first_piece_labelled(match[0], split_labelled_line(match[1]))
+    return _continuations_joined(out)
+
+
+def _continuations_joined(pieces: list[tuple[str | None, str]]) -> list[tuple[str | None, str]]:
+    """Lines without a label continue the piece before them, blank lines and all."""
+    out = pieces[:1]
+    for key, text in pieces[1:]:
+        if key is None:
+            out[-1] = (out[-1][0], f"{out[-1][1]}\n{text}")
+        else:
+            out.append((key, text))
+    return out
+
+
+def _first_piece_labelled(key: str, pieces: list[tuple[str | None, str]]):
+    (_, text), *rest = pieces
+    return [(key, text), *rest]
+
+
+def _record(form: _Form) -> FormRecord:
     record = FormRecord()
-    for key, raw in values.items():
-        if key in OPINION_KEYS:
+    for key, texts in form.pieces.items():
+        raw = "\n".join(texts)
+        if key == "phone" and len(texts) > 1:
+            record.phone = _one_phone(texts, raw)
+        elif key in OPINION_KEYS:
             record.opinions[key] = opinion_text(raw)
-        elif key != "photo":
+        elif key not in IGNORED:
             setattr(record, key, _NORMALIZERS.get(key, clean_text)(raw))
     return record
 
 
-def _row_values(row: list[str], below: list[str]):
-    """(key, raw value) for each label in a row. The value is what follows the label in its own
-    cell, else the next cell, else — for a label alone at the end of its row — the row below."""
-    matches = [match_label(text) for text in row]
-    consumed = set()
-    for j, match in enumerate(matches):
-        if match is None or j in consumed:
-            continue
-        key, rest = match
-        if _meaningful(key, rest):
-            yield key, rest
-        elif j + 1 < len(row):
-            consumed.add(j + 1)
-            yield key, _value_cell(key, row[j + 1], matches[j + 1])
-        elif below and not any(map(match_label, below)):
-            yield key, "\n".join(text for text in below if text)
-        else:
-            yield key, ""
-
-
-def _value_cell(key: str, text: str, match) -> str:
-    """A neighbouring cell's value: "" if it is another bare label, the remainder if the clerk
-    repeated this label in it ("联系电话 | 手机：138…"), else its text."""
-    if match is None:
-        return text
-    other_key, rest = match
-    if not rest:
-        return ""
-    return rest if other_key == key else text
-
-
-def _meaningful(key: str, rest: str) -> bool:
-    return bool(opinion_text(rest) if key in OPINION_KEYS else rest)
-
-
-def match_label(text: str):
-    """(key, remainder) when the cell starts with a label, else None."""
-    for pattern, key in _BY_FIRST.get(text.lstrip()[:1], ()):
-        m = pattern.match(text)
-        if m:
-            return key, m.group(1).strip()
-    return None
+def _one_phone(texts: list[str], raw: str) -> str:
+    """Two numbers under two phone labels (联系电话 and 手机): the first valid one is the phone;
+    otherwise all of it, for validation to quote back."""
+    numbers = [normalize_phone(text) for text in texts]
+    return next((n for n in numbers if is_valid_phone(n)), normalize_phone(raw))
 
 
 # The printed template under each opinion: （盖章）, and a date still waiting for its digits.

@@ -1,11 +1,13 @@
 """Read a PDF: a form exported from Word/WPS/LibreOffice, a report, or a scan.
 
-Forms are read by position: pdfplumber finds the table's cells from its ruling lines, each
-character goes to the cell holding its centre, and the rows of cell texts go through the same
-label logic as .docx. (extract_table is not used: it splits merged cells.)
+Forms are read by position: pdfplumber finds the tables' cells from their ruling lines, each
+character goes to the cell holding its centre, and the cells (row by row) and the lines of text
+outside them, in reading order page after page, go through the same label logic as .docx.
+(extract_table is not used: it splits merged cells.)
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from io import BytesIO
 
@@ -13,7 +15,8 @@ import pdfplumber
 from pdfminer.pdfdocument import PDFPasswordIncorrect
 
 from parsers.errors import NotAForm, UnreadableFile
-from parsers.form_fields import Rows, form_from_tables
+from parsers.form_fields import Block, forms_from_blocks
+from parsers.labels import match_label
 from parsers.normalize import clean_text, count_chars
 from parsers.records import FormRecord, ReportRecord
 
@@ -33,16 +36,16 @@ _HEAD_CHARS = 500
 
 @dataclass
 class _Page:
-    tables: list[Rows] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     chars: int = 0
     bad_chars: int = 0
-    photos: int = 0
     images: int = 0
 
 
-def read_pdf(data: bytes) -> tuple[str, FormRecord | ReportRecord | None]:
-    """("form", FormRecord) | ("report", ReportRecord) | ("scan", None). Raises UnreadableFile."""
+def read_pdf(data: bytes) -> tuple[str, list[FormRecord] | ReportRecord | None]:
+    """("form", [FormRecord, ...]) | ("report", ReportRecord) | ("scan", None).
+    Raises UnreadableFile."""
     pages = _pages(data)
     chars = sum(p.chars for p in pages)
     if chars == 0:
@@ -52,11 +55,12 @@ def read_pdf(data: bytes) -> tuple[str, FormRecord | ReportRecord | None]:
     if sum(p.bad_chars for p in pages) > chars * _BAD_SHARE:
         raise UnreadableFile(GARBLED)
     try:
-        record = form_from_tables(_joined_tables(pages))
+        forms = forms_from_blocks(block for page in pages for block in page.blocks)
     except NotAForm:
         return "report", _report(pages)
-    record.photo = any(p.photos for p in pages)
-    return "form", record
+    for record, photos in forms:
+        record.photo = bool(photos)
+    return "form", [record for record, _ in forms]
 
 
 def _pages(data: bytes) -> list[_Page]:
@@ -94,11 +98,11 @@ def _read_page(page) -> _Page:
         cells = [cell for table in clean.find_tables() for cell in table.cells]
         images = [im for im in clean.images if im["width"] >= 1 and im["height"] >= 1]
         return _Page(
-            tables=[_rows(cells, chars)] if cells else [],
+            blocks=_blocks(cells, chars, [im for im in images if _is_photo(im, cells)],
+                           page.height),
             lines=[_line_text(line) for line in _lines(chars)],
             chars=len(visible),
             bad_chars=sum(1 for c in visible if c["text"].startswith("(cid:") or "\ufffd" in c["text"]),
-            photos=sum(1 for im in images if _is_photo(im, cells)),
             images=len(images),
         )
     finally:
@@ -106,10 +110,15 @@ def _read_page(page) -> _Page:
 
 
 def _is_photo(image: dict, cells: list) -> bool:
+    """A picture of a photo's size, in a cell of the form (or anywhere, on a page without
+    a table: a form typed as paragraphs)."""
     if image["width"] < _PHOTO_MIN_PT or image["height"] < _PHOTO_MIN_PT:
         return False
-    cx, cy = (image["x0"] + image["x1"]) / 2, (image["top"] + image["bottom"]) / 2
-    return any(_inside(cx, cy, cell) for cell in cells)
+    return not cells or any(_inside(*_centre(image), cell) for cell in cells)
+
+
+def _centre(obj: dict) -> tuple[float, float]:
+    return (obj["x0"] + obj["x1"]) / 2, (obj["top"] + obj["bottom"]) / 2
 
 
 def _inside(x: float, y: float, bbox) -> bool:
@@ -117,52 +126,74 @@ def _inside(x: float, y: float, bbox) -> bool:
     return x0 <= x <= x1 and top <= y <= bottom
 
 
-# ---- cells → rows of texts ----------------------------------------------------------------
+# ---- the page as blocks of text ------------------------------------------------------------
 
-def _rows(cells: list, chars: list) -> Rows:
-    """The page's table as rows of cell texts: cells sharing a top edge form a row, left to
-    right; a cell spanning several rows appears in its first row only, as in .docx."""
+def _blocks(cells: list, chars: list, photos: list, height: float) -> list[Block]:
+    """The page's cells and the lines outside them, top to bottom: cells sharing a top edge
+    form a row, left to right; a cell spanning several rows comes with its first row, as in
+    .docx. A row that a page break split simply goes on with the next page's blocks. Lines
+    in the header and footer margins (a running header, page numbers) are left out: they
+    would run on into the field being read."""
     held: dict[tuple, list] = {tuple(c): [] for c in cells}
     smallest_first = sorted(held, key=lambda c: (c[2] - c[0]) * (c[3] - c[1]))
+    outside = []
     for ch in chars:
-        # the innermost cell: an outer table's cell also contains a nested table's cells
-        cx, cy = (ch["x0"] + ch["x1"]) / 2, (ch["top"] + ch["bottom"]) / 2
-        cell = next((c for c in smallest_first if _inside(cx, cy, c)), None)
-        if cell is not None:
-            held[cell].append(ch)
-    rows: dict[int, list] = {}
+        cell = _innermost(smallest_first, *_centre(ch))
+        (held[cell] if cell is not None else outside).append(ch)
+    pictures: dict[tuple, list] = {}
+    for image in photos:
+        pictures.setdefault(_innermost(smallest_first, *_centre(image)), []).append(True)
+    items: list[tuple[float, float, Block | list]] = []
+    rows: list[float] = []
     for cell in sorted(held, key=lambda c: (c[1], c[0])):
-        top = next((t for t in rows if abs(t - cell[1]) < 2), round(cell[1]))
-        rows.setdefault(top, []).append(_cell_text(held[cell]))
-    return [rows[top] for top in sorted(rows)]
+        top = next((t for t in rows if abs(t - cell[1]) < 2), cell[1])
+        if top not in rows:
+            rows.append(top)
+        items.append((top, cell[0], Block(_cell_text(held[cell]), True, pictures.get(cell, []))))
+    body = (height * _MARGIN, height * (1 - _MARGIN))
+    for line in _lines(outside):
+        text = clean_text(_line_text(line))
+        inside = body[0] <= line[0]["top"] and line[0]["bottom"] <= body[1]
+        if text and inside and not _PAGE_NUMBER.match(text):
+            items.append((line[0]["top"], line[0]["x0"], line))
+    blocks = _running_text_joined([item for *_, item in sorted(items, key=lambda i: i[:2])])
+    if None in pictures:   # a photo outside any cell: a page without a table
+        blocks.append(Block("", False, pictures[None]))
+    return blocks
 
 
-def _joined_tables(pages: list[_Page]) -> list[Rows]:
-    """Tables as Word laid them out: a page's first table continues the previous page's last
-    one, and a row split at the page break (its label cell empty) is glued back together."""
-    tables: list[Rows] = []
-    for page in pages:
-        for i, rows in enumerate(page.tables):
-            if i == 0 and tables and rows:
-                previous = tables[-1]
-                if _continues(previous, rows[0]):
-                    previous[-1] = [_glued(a, b) for a, b in zip(previous[-1], rows[0])]
-                    rows = rows[1:]
-                previous.extend(rows)
-            else:
-                tables.append(list(rows))
-    return tables
+def _running_text_joined(items: list) -> list[Block]:
+    """Cells as they are; each run of lines between them as one block, its wrapped lines
+    joined as in a cell (a line opening with a label is never joined to the one before)."""
+    blocks: list[Block] = []
+    run: list[list] = []
+    for item in [*items, None]:
+        if isinstance(item, list):
+            run.append(item)
+            continue
+        if run:
+            blocks.append(Block(_cell_text([ch for line in run for ch in line], _opens_field), False))
+            run = []
+        if item is not None:
+            blocks.append(item)
+    return blocks
 
 
-def _glued(above: str, below: str) -> str:
-    return f"{above}\n{below}" if above and below else above or below
+def _opens_field(text: str) -> bool:
+    return match_label(text) is not None
 
 
-def _continues(previous: Rows, first: list[str]) -> bool:
-    return bool(previous) and len(previous[-1]) == len(first) and not first[0].strip()
+def _innermost(smallest_first: list, x: float, y: float):
+    # the smallest cell holding the point: an outer table's cell also contains a nested table's
+    return next((c for c in smallest_first if _inside(x, y, c)), None)
 
 
-def _cell_text(chars: list) -> str:
+_MARGIN = 0.06   # of the page's height: Word puts headers and footers 1.5 cm from the edge
+# "1", "- 2 -", "第 3 页", "第1页 共2页", "1/2": page numbers in a header or footer.
+_PAGE_NUMBER = re.compile(r"^[-—\s]*(?:第\s*)?\d+\s*(?:页)?\s*(?:(?:/|共)\s*\d+\s*页?)?[-—\s]*$")
+
+
+def _cell_text(chars: list, opens_paragraph=lambda text: False) -> str:
     """A cell's text: wrapped lines of one paragraph joined, paragraphs separated by "\\n"."""
     lines = _lines(chars)
     if not lines:
@@ -171,15 +202,31 @@ def _cell_text(chars: list) -> str:
     left = min(line[0]["x0"] for line in lines)
     flush_left = [line for line in lines if line[0]["x0"] <= left + size / 2]
     # The text's right margin, from left-aligned lines only: the right-aligned （盖章） and date
-    # lines reach further. A wrapped line may stop a character short (a closing mark cannot
-    # start a line), hence the tolerance.
+    # lines reach further. A line was wrapped when what opens the next one could not have
+    # fitted after it: a character, with the closing marks and digits that cannot be parted
+    # from it ("门、1200" moves down whole).
     right = max(line[-1]["x1"] for line in flush_left)
     out = _line_text(lines[0])
     for prev, line in zip(lines, lines[1:]):
-        wrapped = (prev[-1]["x1"] >= right - 1.5 * size and prev[0]["x0"] <= left + size / 2
-                   and line[0]["x0"] <= left + size / 2)
-        out += ("" if wrapped else "\n") + _line_text(line)
+        text = _line_text(line)
+        wrapped = (prev[-1]["x1"] + _opening_width(line) >= right - size / 2
+                   and prev[0]["x0"] <= left + size / 2 and line[0]["x0"] <= left + size / 2
+                   and not opens_paragraph(text))
+        out += ("" if wrapped else "\n") + text
     return clean_text(out)
+
+
+_NO_BREAK_BEFORE = set("、，。；：！？）》」』”’,.;:!?)%")
+
+
+def _opening_width(line: list) -> float:
+    """The width of a line's first unbreakable run: its first character and the closing
+    marks, digits and letters glued to it."""
+    end = 1
+    while end < len(line) and (line[end]["text"] in _NO_BREAK_BEFORE
+                               or line[end]["text"].isascii() and line[end]["text"].isalnum()):
+        end += 1
+    return line[end - 1]["x1"] - line[0]["x0"]
 
 
 def _lines(chars: list) -> list[list]:

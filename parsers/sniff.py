@@ -7,7 +7,7 @@ import zipfile
 
 _MAGIC = (
     (b"%PDF-", "pdf"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole"),       # .doc, .wps, .xls, encrypted .docx
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole"),       # .doc, .wps, .xls, .et, encrypted .docx
     (b"{\\rtf", "rtf"),
     (b"\x89PNG\r\n\x1a\n", "image"),
     (b"\xff\xd8\xff", "image"),
@@ -24,20 +24,24 @@ _MAGIC = (
 # Names that mark a file as a document a county meant us to read, whatever its content.
 DOCUMENT_EXTENSIONS = {"doc", "docx", "wps", "wpt", "rtf", "pdf", "zip", "rar", "7z", "odt",
                        "dot", "dotx", "docm", "jpg", "jpeg", "png", "bmp", "tif", "tiff", "gif",
-                       "dat"}
+                       "dat", "xls", "xlsx", "et"}
 
 # An OLE2 file holding a password-protected .docx names these streams (UTF-16 directory).
 _ENCRYPTED_STREAMS = ("EncryptionInfo".encode("utf-16-le"), "EncryptedPackage".encode("utf-16-le"))
+# Excel's and WPS 表格's binary workbooks keep their sheets in a stream named Workbook (or Book
+# for Excel 5); a Word or WPS 文字 file has a WordDocument stream instead.
+_WORD_STREAM = "WordDocument".encode("utf-16-le")
+_SHEET_STREAMS = ("Workbook".encode("utf-16-le"), "Book\0".encode("utf-16-le"))
 
 
 def sniff(data: bytes) -> str:
-    """One of docx, odt, office, zip, pdf, ole, ole-encrypted, rtf, image, rar, 7z, tnef, html, empty,
-    unknown."""
+    """One of docx, xlsx, odt, office, zip, pdf, ole, ole-encrypted, xls, rtf, image, rar, 7z, tnef,
+    html, empty, unknown."""
     if not data:
         return "empty"
     for magic, kind in _MAGIC:
         if data.startswith(magic):
-            return "ole-encrypted" if kind == "ole" and _encrypted_ooxml(data) else kind
+            return _ole_kind(data) if kind == "ole" else kind
     if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
         return _zip_kind(data)
     head = data[:512].lstrip().lower()
@@ -50,14 +54,20 @@ def extension(filename: str) -> str:
     return filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
 
 
-def _encrypted_ooxml(data: bytes) -> bool:
-    return all(name in data for name in _ENCRYPTED_STREAMS)
+def _ole_kind(data: bytes) -> str:
+    if all(name in data for name in _ENCRYPTED_STREAMS):
+        return "ole-encrypted"
+    if _WORD_STREAM not in data and any(name in data for name in _SHEET_STREAMS):
+        return "xls"
+    return "ole"
 
 
 def _zip_kind(data: bytes) -> str:
     names = _central_names(data)
     if "word/document.xml" in names:   # the common case, without building a ZipFile
         return "docx"
+    if "xl/workbook.xml" in names:
+        return "xlsx"
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = set(zf.namelist())
@@ -68,6 +78,8 @@ def _zip_kind(data: bytes) -> str:
         return "zip"
     if "word/document.xml" in names:
         return "docx"
+    if "xl/workbook.xml" in names:
+        return "xlsx"
     if mimetype.startswith(b"application/vnd.oasis.opendocument.text"):
         return "odt"
     if "[Content_Types].xml" in names or mimetype.startswith(b"application/vnd.oasis"):

@@ -201,8 +201,8 @@ def judge_attachments(attachments: list[Attachment], cloud: bool = False,
         if doc.kind == "other":
             continue
         j.documents += 1
-        if doc.kind == "form":
-            j.forms.append((doc, doc.form))
+        if doc.kind == "form":   # one document may hold several candidates' forms
+            j.forms += [(doc, form) for form in doc.forms]
         elif doc.kind == "image":
             j.images.append(doc)
         elif doc.kind == "report":

@@ -1,7 +1,10 @@
 """Real .docx files shaped like the counties' submissions, for `intake demo` and the tests.
 
-build_form_docx lays out 《株洲市“十大能手”评选推荐表》 as the paper form does, with values typed
-the way county clerks type them ("1985.06", "汉", "138 0731 0000"), so parsing has work to do.
+build_form_docx lays out 《株洲市“十大能手”评选推荐表》 as the bureau's notice distributes it — two
+tables on two pages, 主要事迹 at the end of the first and again at the top of the second — with
+values typed the way county clerks type them ("1985.06", "汉", "138 0731 0000"), so parsing has
+work to do. The layouts counties re-type it in are variants (one table, paragraphs, several
+forms in one file).
 """
 from __future__ import annotations
 
@@ -10,10 +13,10 @@ import zlib
 from io import BytesIO
 
 from docx import Document
-from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
 from docx.shared import Cm, Pt
 
-from pipeline.form_layout import FORM_LAYOUT
+from pipeline.form_layout import FORM_LAYOUT, NOTICE_TABLE_1, NOTICE_TABLE_2
 
 FORM_TITLE = "株洲市“十大能手”评选推荐表"
 FORM_CATEGORY = "类别：信息技术能手"
@@ -86,23 +89,84 @@ _LABELS = {   # field → (spaced label as printed on the paper form, plain labe
     "honours": ("所获荣誉\n情况", "所获荣誉情况"),
     "deeds": ("主要事迹\n（600字以内）", "主要事迹（600字以内）"),
     "recommender": ("推荐单位\n意见", "推荐单位意见"),
-    "discipline": ("纪检监察\n部门意见", "纪检监察部门意见"),
-    "member_unit": ("成员单位\n意见", "成员单位意见"),
+    "discipline": ("纪检监察\n部门\n意见", "纪检监察部门意见"),
+    "member_unit": ("成员\n单位\n意见", "成员单位意见"),
     "approval": ("审批\n意见", "审批意见"),
 }
 PHOTO_LABEL = "一寸免冠照片"
 
-_OPINION_ROWS = {"recommender", "discipline", "member_unit", "approval"}
+_OPINION_ROWS_IN_ORDER = ("recommender", "discipline", "member_unit", "approval")
+_OPINION_ROWS = set(_OPINION_ROWS_IN_ORDER)
 
 
 def build_form_docx(fields: dict | None = None, *, photo: bool = True,
                     value_in_label_cell: bool = False, spaced_labels: bool = True,
-                    nested: bool = False) -> bytes:
+                    nested: bool = False, layout: str = "notice",
+                    deeds: tuple[str, ...] | None = None, deeds_merged_label: bool = False,
+                    labels: dict[str, str] | None = None) -> bytes:
     """A filled-in recommendation form as .docx bytes. Keys missing from `fields` (and from
-    fields["opinions"]) come from SAMPLE_CANDIDATE. `nested` puts the form table inside a cell
-    of an outer table, as some counties' templates do."""
+    fields["opinions"]) come from SAMPLE_CANDIDATE.
+
+    `layout`: "notice" (the bureau's two tables on two pages) or "one-table". `deeds`: what
+    the clerk typed in each 主要事迹 row, in order — by default all of it in the first (the
+    notice's two rows: ("", text) types it in the second, (a, b) runs it on from one to the
+    other). `deeds_merged_label` (notice layout): the first table's 主要事迹 label cell merged down over two
+    rows (w:vMerge), a part of `deeds` typed beside each. `labels`: another county's wording
+    of some labels ({"phone": "手机号码"}). `nested` puts the (first) table
+    inside a cell of an outer table, as some counties' templates do."""
+    doc = Document()
+    _add_form(doc, _merged_values(fields), photo=photo, value_in_label_cell=value_in_label_cell,
+              spaced_labels=spaced_labels, nested=nested, layout=layout, deeds=deeds,
+              deeds_merged_label=deeds_merged_label, labels=labels or {})
+    return _saved(doc)
+
+
+# build_form_docx's defaults, for build_forms_docx.
+_FORM_OPTIONS = dict(photo=True, value_in_label_cell=False, spaced_labels=True, nested=False,
+                     layout="notice", deeds=None, deeds_merged_label=False, labels={})
+
+
+def build_forms_docx(candidates: list[dict], **options) -> bytes:
+    """Several candidates' forms in one .docx, a page break between copies of the form."""
+    doc = Document()
+    for i, fields in enumerate(candidates):
+        if i:
+            doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
+        _add_form(doc, _merged_values(fields), **{**_FORM_OPTIONS, **options})
+    return _saved(doc)
+
+
+def build_paragraph_form_docx(fields: dict | None = None, *, photo: bool = True,
+                              omit: tuple[str, ...] = ()) -> bytes:
+    """The form re-typed without a table: "姓名：张三　性别：男" lines, each long field and each
+    opinion a labelled paragraph with the stamp lines under it; the photo under the title.
+    `omit`: fields the clerk left out, label and all."""
     values = _merged_values(fields)
     doc = Document()
+    _centered(doc.add_paragraph(), FORM_TITLE, bold=True, size=16)
+    doc.add_paragraph(FORM_CATEGORY)
+    if photo:
+        doc.add_picture(BytesIO(sample_photo_png()), width=Cm(2.5))
+    line = "　".join
+    for keys in (("name", "sex", "birth"), ("ethnicity", "native_place", "political_status")):
+        doc.add_paragraph(line(f"{_LABELS[k][1]}：{values[k]}" for k in keys if k not in omit))
+    for key in ("employer_post", "home_address", "phone", "honours", "deeds"):
+        if key in omit:
+            continue
+        first, *rest = _value_lines(key, values) or [""]
+        doc.add_paragraph(f"{_LABELS[key][1]}：{first}")
+        for text in rest:
+            doc.add_paragraph(text)
+    for key in _OPINION_ROWS_IN_ORDER:
+        first, *rest = _value_lines(key, values)
+        doc.add_paragraph(f"{_LABELS[key][1]}：{first}")
+        _write_paragraphs(doc, rest)
+    return _saved(doc)
+
+
+def _add_form(doc, values: dict, *, photo: bool, value_in_label_cell: bool, spaced_labels: bool,
+              nested: bool, layout: str, deeds: tuple[str, ...] | None,
+              deeds_merged_label: bool, labels: dict[str, str]) -> None:
     _centered(doc.add_paragraph(), FORM_TITLE, bold=True, size=16)
     doc.add_paragraph(FORM_CATEGORY)
     container = doc
@@ -111,18 +175,50 @@ def build_form_docx(fields: dict | None = None, *, photo: bool = True,
         outer.style = "Table Grid"
         container = outer.cell(0, 0)
         container.paragraphs[0].text = "附件1"
-    table = container.add_table(10, 7)
+    one_table = layout == "one-table"
+    if one_table and deeds_merged_label:
+        raise ValueError("deeds_merged_label needs the notice layout: 主要事迹 ends its table 1")
+    grid = FORM_LAYOUT if one_table else NOTICE_TABLE_1
+    parts = list(deeds if deeds is not None else (values["deeds"],))
+    extra_row = 1 if deeds_merged_label else 0
+    table = container.add_table(grid[-1][0] + 1 + extra_row, 7)
     table.style = "Table Grid"
     photo_cell = table.cell(0, 6).merge(table.cell(2, 6))
-    for row, col, key, (first, last) in FORM_LAYOUT:
-        value_cell = table.cell(row, first)
-        if last > first:
-            value_cell = value_cell.merge(table.cell(row, last))
-        label = _LABELS[key][0 if spaced_labels else 1]
-        _fill_pair(table.cell(row, col), value_cell, label, _value_lines(key, values),
-                   value_in_label_cell)
+    fill = dict(value_in_label_cell=value_in_label_cell, spaced_labels=spaced_labels, labels=labels)
+    for row, col, key, (first, last) in grid:
+        text = parts.pop(0) if key == "deeds" and parts else None
+        _fill_field(table, row, col, key, (first, last), values, text, **fill)
+    if deeds_merged_label:
+        deeds_row = next(row for row, _, key, _ in grid if key == "deeds")
+        table.cell(deeds_row, 0).merge(table.cell(deeds_row + 1, 0))   # keeps the label
+        value = table.cell(deeds_row + 1, 1).merge(table.cell(deeds_row + 1, 6))
+        _write_lines(value, parts.pop(0).split("\n") if parts else [])
     _fill_photo(photo_cell, photo)
-    return _saved(doc)
+    if one_table:
+        return
+    doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
+    second = doc.add_table(NOTICE_TABLE_2[-1][0] + 1, 2)
+    second.style = "Table Grid"
+    for row, col, key, span in NOTICE_TABLE_2:
+        text = (parts.pop(0) if parts else "") if key == "deeds" else None
+        _fill_field(second, row, col, key, span, values, text, **fill)
+
+
+def _fill_field(table, row: int, col: int, key: str, span: tuple[int, int], values: dict,
+                text: str | None, *, value_in_label_cell: bool, spaced_labels: bool,
+                labels: dict[str, str]) -> None:
+    """One label and its value; `text` (for 主要事迹) replaces the value when given."""
+    first, last = span
+    value_cell = table.cell(row, first)
+    if last > first:
+        value_cell = value_cell.merge(table.cell(row, last))
+    lines = _value_lines(key, values) if text is None else (text.split("\n") if text else [])
+    label = labels.get(key) or _label(key, spaced_labels)
+    _fill_pair(table.cell(row, col), value_cell, label, lines, value_in_label_cell)
+
+
+def _label(key: str, spaced: bool) -> str:
+    return _LABELS[key][0 if spaced else 1]
 
 
 def build_report_docx(title: str, body: str) -> bytes:
@@ -160,6 +256,13 @@ def _fill_pair(label_cell, value_cell, label: str, lines: list[str], in_label_ce
         return
     _write_lines(label_cell, label.split("\n"))
     _write_lines(value_cell, lines)
+
+
+def _write_paragraphs(doc, lines: list[str]):
+    for line in lines:
+        paragraph = doc.add_paragraph(line)
+        if line in STAMP_LINES:
+            paragraph.alignment = WD_ALIGN_PARAGRAPH.RIGHT
 
 
 def _write_lines(cell, lines: list[str]):

@@ -170,3 +170,62 @@ def tnef(files: dict[str, bytes]) -> bytes:
 
 def _tnef_attr(level: int, attr_id: int, data: bytes) -> bytes:
     return struct.pack("<BII", level, attr_id, len(data)) + data + struct.pack("<H", sum(data) & 0xFFFF)
+
+
+# ---- the form re-made in a spreadsheet -----------------------------------------------------
+
+def form_xlsx(fields: dict, photo: bytes | None) -> bytes:
+    """The notice's form re-made in Excel, as counties do: the title merged across the sheet,
+    each label and value in merged cells, the 主要事迹 row at the end of the first block and
+    again at the top of the second, and the photo a picture floating over its merged cell."""
+    from openpyxl import Workbook
+    from openpyxl.drawing.image import Image as SheetImage
+    from openpyxl.styles import Alignment
+
+    from pipeline.form_layout import NOTICE_TABLE_1, NOTICE_TABLE_2
+    from pipeline.samples import FORM_CATEGORY, FORM_TITLE, STAMP_LINES
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "推荐表"
+    sheet["A1"] = FORM_TITLE
+    sheet.merge_cells("A1:G1")
+    sheet["A2"] = FORM_CATEGORY
+    sheet.merge_cells("A2:G2")
+
+    def put(row: int, col: int, last: int, text: str) -> None:
+        cell = sheet.cell(row=row, column=col + 1, value=text or None)
+        cell.alignment = Alignment(wrap_text=True)
+        if last > col:
+            sheet.merge_cells(start_row=row, start_column=col + 1, end_row=row, end_column=last + 1)
+
+    def value(key: str) -> str:
+        if key in fields.get("opinions", {}):
+            return "\n".join([fields["opinions"][key], *STAMP_LINES])
+        return fields.get(key, "")
+
+    top = 3
+    for row, col, key, (first, last) in NOTICE_TABLE_1:
+        put(top + row, col, col, _PLAIN_LABELS[key])
+        put(top + row, first, last, value(key))
+    sheet.merge_cells(start_row=top, start_column=7, end_row=top + 2, end_column=7)
+    if photo is None:
+        sheet.cell(row=top, column=7, value="一寸免冠照片")
+    else:
+        sheet.add_image(SheetImage(io.BytesIO(photo)), f"G{top}")
+    second = top + NOTICE_TABLE_1[-1][0] + 2
+    for row, col, key, _ in NOTICE_TABLE_2:
+        put(second + row, 0, 0, _PLAIN_LABELS[key])
+        put(second + row, 1, 6, "" if key == "deeds" else value(key))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+_PLAIN_LABELS = {
+    "name": "姓名", "sex": "性别", "birth": "出生年月", "ethnicity": "民族", "native_place": "籍贯",
+    "political_status": "政治面貌", "employer_post": "工作单位及职务", "home_address": "家庭地址",
+    "phone": "联系电话", "honours": "所获荣誉情况", "deeds": "主要事迹（600字以内）",
+    "recommender": "推荐单位\n意见", "discipline": "纪检监察\n部门\n意见", "member_unit": "成员\n单位\n意见",
+    "approval": "审批\n意见",
+}
