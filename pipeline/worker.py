@@ -14,6 +14,7 @@ import random
 import threading
 
 from outbox.queue import stored_time
+from parsers.convert import warm_office
 from pipeline.digest import due_digest, send_digest
 from pipeline.errors import MailboxError
 from pipeline.poll import PassReport, run_pass, utc_now
@@ -57,6 +58,13 @@ class Backoff:
 
 
 def run_worker(settings: Settings, store, stop: threading.Event, clock=utc_now) -> None:
+    # One LibreOffice kept running for the worker's life, not one started per legacy document.
+    with warm_office():
+        _run(settings, store, stop, clock)
+    log.info("stopped")
+
+
+def _run(settings: Settings, store, stop: threading.Event, clock) -> None:
     mailbox, smtp = Outage("the mailbox"), Outage("the SMTP server")
     backoff = Backoff()
     while not stop.is_set():
@@ -68,7 +76,6 @@ def run_worker(settings: Settings, store, stop: threading.Event, clock=utc_now) 
         except MailboxError as exc:
             mailbox.down(str(exc), clock())
             stop.wait(backoff.next())
-    log.info("stopped")
 
 
 def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp: Outage) -> None:
