@@ -311,7 +311,8 @@ class Candidates(_Repository):
             self.by_county.setdefault(county, {})[name] = self._insert(current)
         else:
             def replace(doc):   # an older store kept the versions inside the document
-                doc.pop("versions", None)
+                if versions is not None:
+                    doc.pop("versions", None)
                 doc.update(current)
             self._changed(self.table.name, self.table.update(replace, doc_ids=[doc_id]))
         if versions is not None:
