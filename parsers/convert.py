@@ -48,9 +48,9 @@ START_SECONDS = 60                 # a warm LibreOffice's start-up, on a slow bo
 _warm: "WarmOffice | None" = None
 
 
-def to_docx(files: list[tuple[bytes, str]]) -> list[bytes | UnreadableFile]:
+def to_docx(files: list[tuple[bytes, str]], max_seconds: float | None = None) -> list[bytes | UnreadableFile]:
     """Each (data, extension) converted to .docx bytes, or the UnreadableFile saying why not;
-    in the order given."""
+    in the order given. soffice is killed after 40 s + 10 s a file, or `max_seconds` if sooner."""
     if not files:
         return []
     soffice = _soffice()
@@ -61,6 +61,8 @@ def to_docx(files: list[tuple[bytes, str]]) -> list[bytes | UnreadableFile]:
         work = Path(tmp)
         inputs = _write_inputs(work / "in", files)
         seconds = BASE_SECONDS + SECONDS_PER_FILE * len(files)
+        if max_seconds is not None:
+            seconds = max(1, min(seconds, int(max_seconds)))
         if _warm is not None:
             return _warm.convert(inputs, work / "out", seconds)
         timed_out = _run(soffice, work, inputs, seconds)
@@ -140,7 +142,7 @@ class WarmOffice:
              "--nolockcheck", f"-env:UserInstallation={(self.work / 'profile').as_uri()}",
              f"--accept=pipe,name={pipe};urp;StarOffice.ComponentContext"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            cwd=self.work, start_new_session=True, env={**os.environ, "HOME": str(self.work)},
+            cwd=self.work, start_new_session=True, env=_environment(self.work),
             preexec_fn=_limit_memory)
         self.client = subprocess.Popen(
             [UNO_PYTHON, str(UNO_HELPER), pipe, str(START_SECONDS)], stdin=subprocess.PIPE,
@@ -203,7 +205,7 @@ def _run(soffice: str, work: Path, inputs: list[Path], seconds: int) -> bool:
            *map(str, inputs)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=work, start_new_session=True,
-                            env={**os.environ, "HOME": str(work)},
+                            env=_environment(work),
                             preexec_fn=lambda: _limit(seconds))
     try:
         proc.wait(timeout=seconds)
@@ -213,6 +215,14 @@ def _run(soffice: str, work: Path, inputs: list[Path], seconds: int) -> bool:
         return True
     finally:
         _kill_group(proc)
+
+
+def _environment(work: Path) -> dict:
+    """HOME and every temp folder inside the private work folder: soffice leaves its lu*.tmp
+    folders and OSL_PIPE sockets there when it is killed, and the folder goes with the call."""
+    (work / "tmp").mkdir(exist_ok=True)
+    tmp = str(work / "tmp")
+    return {**os.environ, "HOME": str(work), "TMPDIR": tmp, "TMP": tmp, "TEMP": tmp}
 
 
 def _limit(seconds: int) -> None:

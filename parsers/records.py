@@ -35,6 +35,8 @@ class ParsedEmail:
     attachments: list[Attachment] = field(default_factory=list)
     text: str = ""         # the plain-text body, best effort
     cloud_links: list[str] = field(default_factory=list)   # 163/QQ 超大附件 download links
+    from_doubt: str = ""   # why From names no single sender (several mailboxes, an address in
+                           # the display name); "" for an ordinary From
 
 
 @dataclass

@@ -7,8 +7,7 @@ table parses them all. Here each table has its own snapshot beside the store's f
 (`intake.json` → `intake.submissions.json`, ...), read the first time the table is used. A
 commit appends the documents it changed, of every table, to ONE journal as ONE line and fsyncs
 it, so its cost is the size of the change and a transaction spanning tables stays whole. When the
-journal has grown (COMPACT_EVERY lines or COMPACT_JOURNAL_BYTES, counted on disk, whichever
-process appended them) and when a writer opens a store whose journal ends in a torn line, the
+journal has grown (by its size on disk, whichever process appended it: see COMPACT_RATIO) and when a writer opens a store whose journal ends in a torn line, the
 journal is folded into the snapshots of the tables it names, each written atomically (temporary
 file, fsync, rename, fsync of the directory), then emptied. On disk there is always a snapshot
 per table plus whole journal lines; a line cut short by a kill is a commit that never happened.
@@ -28,8 +27,13 @@ from pathlib import Path
 
 from tinydb.storages import Storage
 
-COMPACT_EVERY = 2000            # journal lines between snapshots
-COMPACT_JOURNAL_BYTES = 8 << 20
+# The journal is folded into the snapshots by its size on disk — every open replays it, whichever
+# process wrote it — once it passes half the snapshots' (an open then parses at most 1.5 times
+# the store; each journal byte costs two of snapshot written), never below COMPACT_FLOOR_BYTES
+# and always above COMPACT_JOURNAL_BYTES.
+COMPACT_FLOOR_BYTES = 1 << 20
+COMPACT_RATIO = 0.5
+COMPACT_JOURNAL_BYTES = 32 << 20
 LAYOUT = 2
 
 
@@ -71,7 +75,8 @@ class JournaledStorage(Storage):
         self._layout: int | None = None
         self._writer = False                  # holds the lock: the journal changes only through us
         self._parsed: dict[str, list] | None = None   # the writer's parsed journal, by table
-        self._lines = 0                       # whole lines in the journal (writer)
+        self._snapshot_bytes = 0              # all the tables' snapshots (writer)
+        self._reader_cache: tuple | None = None   # (journal's stat, its entries), for readers
         self._torn = False
         self._read_manifest()
 
@@ -111,7 +116,7 @@ class JournaledStorage(Storage):
                 self._read_manifest()
             before = self._snapshot_id(name)
             docs = self._table_snapshot(name)
-            self._replay(docs, self._journal_entries().get(name, []))
+            self._replay(docs, self._reader_journal().get(name, []))
             if self._snapshot_id(name) == before:
                 return docs
         raise StoreError(f"{self.path} keeps changing while it is read")
@@ -134,8 +139,7 @@ class JournaledStorage(Storage):
         if self._parsed is not None:
             for table, doc_id, doc in entries:
                 self._parsed.setdefault(table, []).append((doc_id, doc))
-        self._lines += 1
-        if self._lines >= COMPACT_EVERY or size > COMPACT_JOURNAL_BYTES:
+        if size > min(COMPACT_JOURNAL_BYTES, max(COMPACT_FLOOR_BYTES, COMPACT_RATIO * self._snapshot_bytes)):
             self.compact()
 
     def rollback(self) -> None:
@@ -153,6 +157,7 @@ class JournaledStorage(Storage):
         self._legacy = None
         self._tables.loaded = {}
         self._read_manifest()
+        self._snapshot_bytes = self._snapshots_size()
         self._writer_journal()
         if self._torn:
             self.compact()
@@ -180,7 +185,7 @@ class JournaledStorage(Storage):
             fh.flush()
             os.fsync(fh.fileno())
         self._torn = False
-        self._lines = 0
+        self._snapshot_bytes = self._snapshots_size()
         if self._writer:
             self._parsed = {}
 
@@ -232,6 +237,19 @@ class JournaledStorage(Storage):
             else:
                 docs[doc_id] = doc
 
+    def _snapshots_size(self) -> int:
+        if self._layout != LAYOUT:
+            return _stat(self.path)[2] if _stat(self.path) else 0
+        return sum(st[2] for st in map(_stat, map(self.table_path, self.table_names())) if st)
+
+    def _reader_journal(self) -> dict[str, list]:
+        """The journal as a reader last parsed it, while the file is unchanged (a command loading
+        several tables parses it once); parsed again when it grew or was emptied."""
+        key = _stat(self.journal)
+        if self._reader_cache is None or self._reader_cache[0] != key or key is None:
+            self._reader_cache = (key, self._journal_entries())
+        return self._reader_cache[1]
+
     def _writer_journal(self) -> dict[str, list]:
         if self._parsed is None:
             self._parsed = self._journal_entries()
@@ -239,7 +257,7 @@ class JournaledStorage(Storage):
 
     def _journal_entries(self) -> dict[str, list]:
         """table → [(doc id, doc or None)] in commit order; notes a torn last line."""
-        self._torn, self._lines = False, 0
+        self._torn = False
         by_table: dict[str, list] = {}
         try:
             raw = self.journal.read_bytes()
@@ -254,7 +272,6 @@ class JournaledStorage(Storage):
                 # Only the last line can be torn (appends are whole lines): a commit cut short.
                 self._torn = True
                 break
-            self._lines += 1
             for table, doc_id, doc in entries:
                 by_table.setdefault(table, []).append((doc_id, doc))
         return by_table

@@ -4,6 +4,7 @@ import stat
 
 import pytest
 
+from store import storage
 from store.repository import Store, StoreError
 
 
@@ -132,3 +133,20 @@ def test_reply_bodies_live_beside_the_attachments_not_in_the_tables(tmp_path):
     assert again.outbox.get("<r1@163.com>")["raw"] == body
     assert [r["raw"] for r in again.outbox.with_status("pending")] == [body]
     assert again.outbox.all()[0]["raw"] == body
+
+
+def test_the_journal_is_folded_by_its_size_however_often_the_store_is_opened(tmp_path, monkeypatch):
+    """A store opened for one message at a time (`poll --once` from cron, every command) still
+    has its journal folded into the snapshot: no commit counter to restart with each process."""
+    monkeypatch.setattr(storage, "COMPACT_FLOOR_BYTES", 64 << 10)
+    for n in range(60):
+        store = Store(tmp_path / "intake.json", tmp_path / "files")
+        with store.transaction():
+            store.submissions.add({"message_id": f"<m{n}@x>", "raw": "回复" * 2000})
+        store.close()
+    journal = (tmp_path / "intake.json.journal").stat().st_size
+    snapshot = sum(p.stat().st_size for p in tmp_path.glob("intake.*.json"))
+    assert snapshot > 64 << 10 and journal <= max(64 << 10, snapshot) + 13_000
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    assert len(store.submissions.all()) == 60
+    store.close()
