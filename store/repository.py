@@ -296,10 +296,27 @@ class Candidates(_Repository):
         doc_id = self.by_county.get(county, {}).get(name)
         return self._with_history(doc_id) if doc_id is not None else None
 
-    def current(self, county: str) -> list[dict]:
+    def current(self, county: str, history: bool = False) -> list[dict]:
+        """The county's candidates as they now stand; with `history`, with their "versions"."""
+        ids = sorted(self.by_county.get(county, {}).values())
+        if history:
+            return [self._with_history(i) for i in ids]
         raw = _raw(self.table)
-        return [{k: _copy(v) for k, v in raw[str(i)].items() if k != "versions"}
-                for i in sorted(self.by_county.get(county, {}).values())]
+        return [{k: _copy(v) for k, v in raw[str(i)].items() if k != "versions"} for i in ids]
+
+    def version_numbers(self, county: str, message_id: str) -> dict[str, int]:
+        """name → which version of that candidate of `county` the email `message_id` made (1 for
+        a first form); read from the history without copying it."""
+        made, raw = {}, _raw(self.history)
+        for name, doc_id in self.by_county.get(county, {}).items():
+            ids = self.version_ids.get((county, name))
+            versions = ([raw[str(i)]["version"] for i in ids] if ids is not None
+                        else _raw(self.table)[str(doc_id)].get("versions") or [])
+            for number in range(len(versions), 0, -1):   # the newest first: usually this email's
+                if versions[number - 1].get("message_id") == message_id:
+                    made[name] = number
+                    break
+        return made
 
     def all(self) -> list[dict]:
         return [self._with_history(i) for i in sorted(int(i) for i in _raw(self.table))]

@@ -173,7 +173,6 @@ class JournaledStorage(Storage):
         names = set(self._writer_journal() if self._writer else self._journal_entries())
         if self._layout != LAYOUT:
             names |= set(self._legacy_snapshot())
-        names |= set(self._tables.loaded)
         for name in sorted(names):
             _write_atomically(self.table_path(name), self._tables[name])
         if self._layout != LAYOUT:
