@@ -17,7 +17,7 @@ from pathlib import Path
 from tinydb import Query, TinyDB
 from tinydb.table import Table
 
-from store.storage import JournaledStorage, StoreError  # noqa: F401 (StoreError: ours to raise)
+from store.storage import JournaledStorage, StoreError
 
 
 class _IdKeyed(MutableMapping):
@@ -259,7 +259,7 @@ class Candidates(_Repository):
     """One document per (county, name): the candidate as it now stands. Its earlier versions
     ("versions", one document each in the candidate_versions table) are read only when asked
     for: `get` and `all` include them, `current(county)` — what judging each email needs — does
-    not, so its cost stays the same however often a county resends a form. A county's candidates
+    not (unless history=True), so its cost stays the same however often a county resends a form. A county's candidates
     are found through an index (county → name → doc id), not a scan."""
 
     def __init__(self, table, changed, history):
