@@ -461,15 +461,19 @@ class Outbox(_Keyed):
         """Replies created since `since` for which `wanted(doc)` holds, newest first, without
         their bodies. Given `to` and/or `thread`, only the replies sent to that address or in
         that thread are looked at (through the index: the cost does not grow with the day's
-        replies). Otherwise replies are walked newest first, and the walk stops a day before
-        `since` (room for clocks that disagree)."""
+        replies, nor with the season's). Replies are stored in the order they were created, so
+        each walk goes newest first and stops a day before `since` (room for clocks that
+        disagree)."""
+        stop_before = since - dt.timedelta(days=1)
         if to is not None or thread:
-            ids: set[int] = set()
-            for word in {(to or "").strip().lower(), *thread}:
-                ids.update(self.concerning.get(word, ()) if word else ())
+            raw, ids = _raw(self.table), set()
+            for word in {(to or "").strip().lower(), *thread} - {""}:
+                for doc_id in reversed(self.concerning.get(word, ())):
+                    if _moment(raw[str(doc_id)]["created_at"]) < stop_before:
+                        break
+                    ids.add(doc_id)
             return [self._reply(_plain(doc)) for doc in self._docs(sorted(ids, reverse=True))
                     if _moment(doc["created_at"]) >= since and wanted(doc)]
-        stop_before = since - dt.timedelta(days=1)
         found = []
         for doc in self._docs(sorted(self.ids.values(), reverse=True)):
             created = _moment(doc["created_at"])
