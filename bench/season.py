@@ -12,6 +12,7 @@ copy (the attachments and reply bodies hard-linked: intake never rewrites a stor
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import sys
 import time
@@ -19,8 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.county_mail import FIRST_DAY, county_senders, form  # noqa: E402
-from bench.county_mail import FAMILY_NAMES, GIVEN  # noqa: E402
+from bench.county_mail import FAMILY_NAMES, FIRST_DAY, GIVEN, county_senders, form  # noqa: E402
 from pipeline import sample_mail  # noqa: E402
 from tests.configs import MAILBOX, write_config  # noqa: E402
 
@@ -53,8 +53,6 @@ def season_email(i: int) -> tuple[bytes, dt.datetime]:
 
 def deliver(inbox: Path, first: int, count: int) -> dt.datetime:
     """Emails first..first+count-1 into the Maildir's new/; returns when the last arrived."""
-    import os
-
     for sub in ("tmp", "new", "cur"):
         (inbox / sub).mkdir(parents=True, exist_ok=True)
     received = FIRST_DAY
@@ -136,8 +134,6 @@ def fresh_copy(size: int, directory: Path) -> Path:
 def _link_or_copy(src: str, dst: str) -> None:
     """Stored files (attachments, reply bodies) are never rewritten in place: a hard link is a
     copy; the store's JSON files are rewritten, so they are copied."""
-    import os
-
     try:
         if "/files/" in src:
             return os.link(src, dst)
