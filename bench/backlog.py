@@ -5,14 +5,23 @@
 The figure is messages per second from starting `intake poll --once` until the last of the N
 replies is in aiosmtpd (the command's start-up, every fetch, parse, judgement, store commit,
 reply, and the copy of each reply APPENDed to Sent). Split at the first reply's arrival: before
-it, reading and processing; after it, sending. The floor is the same N messages fetched with
-imapclient alone (login, SELECT, UID SEARCH, BODY.PEEK[] in intake's batches of 25), over the
-same IMAPS port.
+it, reading and processing; after it, sending. Two floors: the bare pipeline — the same N
+emails parsed by the standard library's email package, each .docx unzipped and its
+word/document.xml parsed by lxml, one fsynced journal line and one reply file per message,
+in-process, the messages already in memory — which the target is set beside (aim: within 4x);
+and the same N messages fetched with imapclient alone (login, SELECT, UID SEARCH, BODY.PEEK[]
+in intake's batches of 25) over the same IMAPS port, for information.
 """
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import os
+import zipfile
 from collections import Counter
+from email import policy
+from email.parser import BytesParser
 import subprocess
 import sys
 import tempfile
@@ -27,7 +36,8 @@ from bench.servers import BENCH_SMTP, MailServers  # noqa: E402
 from pipeline.sources import FETCH_BATCH  # noqa: E402
 from tests.cli import INTAKE  # noqa: E402
 
-TARGET = 10.0   # messages per second
+TARGET = 60.0   # messages per second
+AIM = 4.0       # times the bare pipeline's cost
 
 
 def append_all(servers: MailServers, emails) -> None:
@@ -48,6 +58,32 @@ def fetch_floor(servers: MailServers) -> tuple[float, int]:
             client.fetch(batch, [b"RFC822.SIZE", b"INTERNALDATE"])
             fetched += len(client.fetch(batch, [b"BODY.PEEK[]"]))
     return time.perf_counter() - started, fetched
+
+
+def bare_pipeline(emails, directory: Path) -> float:
+    """Seconds for the least any pipeline must do with these emails (see the module's text)."""
+    from lxml import etree
+
+    directory.mkdir(parents=True, exist_ok=True)
+    journal = directory / "journal"
+    started = time.perf_counter()
+    fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for i, (raw, _) in enumerate(emails):
+            msg = BytesParser(policy=policy.default).parsebytes(raw)
+            texts = []
+            for part in msg.iter_attachments():
+                with zipfile.ZipFile(io.BytesIO(part.get_content())) as docx:
+                    root = etree.fromstring(docx.read("word/document.xml"))
+                texts.append("".join(root.itertext())[:64])
+            line = json.dumps({"c": [[str(msg["Message-ID"]), texts]]}, ensure_ascii=False) + "\n"
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+            reply = directory / f"reply-{i}.eml"
+            reply.write_bytes(b"Subject: re\r\n\r\n" + line.encode("utf-8"))
+    finally:
+        os.close(fd)
+    return time.perf_counter() - started
 
 
 def run_intake(servers: MailServers, config: Path, n: int, profile: str | None = None) -> dict:
@@ -84,20 +120,24 @@ def main() -> None:
         append_all(servers, emails)
         floor_s, fetched = fetch_floor(servers)
         assert fetched == n, fetched
+        bare_s = bare_pipeline(emails, Path(tmp) / "bare")
         run = run_intake(servers, servers.config(Path(tmp)), n, args.profile)
-    rate, floor_rate = n / run["total"], n / floor_s
+    rate, floor_rate, bare_rate = n / run["total"], n / floor_s, n / bare_s
     print(f"backlog: {describe(emails)}; [smtp] " + ", ".join(f"{k} = {v}" for k, v in BENCH_SMTP.items()))
     print(f"  intake: {run['summary']}; replies by X-Intake-Status: {run['statuses']}")
     print(f"  poll --once until the last reply:  {run['total']:6.1f} s  {rate:6.1f} msg/s   "
           f"(read + process to the first reply {run['processing']:.1f} s, sending {run['sending']:.1f} s)")
     print(f"  floor, imapclient fetch alone:     {floor_s:6.1f} s  {floor_rate:6.1f} msg/s   "
           f"ratio {figures.ratio_of_rate(rate, floor_rate):.1f}")
+    print(f"  floor, bare pipeline:              {bare_s:6.1f} s  {bare_rate:6.1f} msg/s   "
+          f"ratio {figures.ratio_of_rate(rate, bare_rate):.1f} (aim <= {AIM:g})")
     print(f"  target >= {TARGET:g} msg/s: {'PASS' if rate >= TARGET else 'MISS'}")
     figures.write(args.json, [
         figures.Figure("backlog", f"{n} emails, poll --once to last reply", round(rate, 1), "msg/s",
-                       round(floor_rate, 1), "imapclient BODY.PEEK[] fetch alone",
-                       round(figures.ratio_of_rate(rate, floor_rate), 1), f">= {TARGET:g} msg/s",
-                       rate >= TARGET),
+                       round(bare_rate, 1), "bare pipeline: stdlib MIME, unzip+lxml, fsynced line + reply file",
+                       round(figures.ratio_of_rate(rate, bare_rate), 1),
+                       f">= {TARGET:g} msg/s (aim <= {AIM:g}x floor)", rate >= TARGET),
+        figures.Figure("backlog", "  fetch alone (imapclient BODY.PEEK[])", round(floor_rate, 1), "msg/s"),
         figures.Figure("backlog", "  of which read + process (to first reply)", round(run["processing"], 1), "s"),
         figures.Figure("backlog", "  of which sending (first to last reply)", round(run["sending"], 1), "s"),
     ])

@@ -1,13 +1,24 @@
-"""Does the cost of one message grow with the store? The same 40 county emails processed
-(parse, judge, commit, reply written to the Maildir transport) into stores already holding
-100, 1,000 and 10,000 submissions with their candidates and replies.
+"""Does the cost grow with the store? Stores grown by polling a realistic season (bench/season.py:
+resubmitted forms, notes, out-of-office answers, a day of replies), 100 to 50,000 emails.
 
-    .venv/bin/python bench/store_growth.py [--sizes 100,1000,10000] [--messages 40]
+    .venv/bin/python bench/store_growth.py [--sizes 100,10000,50000] [--pass-messages 5000] [--json FILE]
+
+- Whole command: `intake poll --once` (a subprocess: start-up, imports, store, 100 new emails
+  from a Maildir, replies written) on a copy of each store; the floor is the same with 100 stored.
+- One pass of N emails in-process: the mean cost of the last tenth beside the first tenth.
+- `intake status`: wall time and peak RSS; the floor is a fresh python reading the same tables
+  with json alone.
+- Exports (json, csv, xlsx) of the largest store, in-process (store opened, tables read, file
+  made); the floor is the library alone (json, csv, openpyxl) writing the same rows.
+- The store's size per 1,000 emails: the JSON every command may load, and the files beside it.
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import csv
+import io
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -15,83 +26,211 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import figures  # noqa: E402
-from pipeline import sample_mail, samples  # noqa: E402
-from pipeline.demo import write_maildir  # noqa: E402
-from pipeline.poll import run_pass  # noqa: E402
-from pipeline.settings import load_settings  # noqa: E402
-from store.repository import Store  # noqa: E402
-from tests.configs import MAILBOX, write_config  # noqa: E402
+from bench import figures, season  # noqa: E402
+from tests.cli import INTAKE  # noqa: E402
 
-GROWTH_TARGET = 2.0   # the largest store's cost per message, at most this many times the smallest's
-JULY = dt.datetime(2022, 7, 20, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+NEW = 100
+TARGETS = {10000: 1.3, 50000: 1.6}            # command cost beside the cost with 100 stored
+FLAT = 0.20                                    # ± per-message cost across one pass
+STATUS_SECONDS = {10000: 0.3, 50000: 1.0}
+STATUS_MIB = 150
+EXPORT_RATIO = 3.0
 
+PEAK = """
+import resource, subprocess, sys, time
+started = time.perf_counter()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+elapsed = time.perf_counter() - started
+assert done.returncode == 0, done.stderr
+print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+"""
 
-def seed(store: Store, n: int) -> None:
-    """n earlier submissions, each with its sent reply, as a long season leaves them; the
-    candidates stay as few as the campaign allows (nine counties, a few each)."""
-    reply = "x" * 6000   # a stored reply is a few kB of MIME
-    with store.transaction():
-        for i in range(n):
-            mid = f"<seed-{i}@example.cn>"
-            store.submissions.add({"message_id": mid, "from": f"s{i % 50}@example.cn", "county": "荷塘区",
-                                   "received_at": JULY.isoformat(), "status": "accepted", "reason": "",
-                                   "problems": [], "files": [], "sha256": f"{i:064d}", "subject": "推荐表"})
-            if i < 36:
-                store.candidates.put({"county": f"县{i % 9}", "name": f"人选{i}", "status": "accepted",
-                                      "versions": [{"message_id": mid}], "report": None})
-            store.outbox.add({"reply_id": f"<reply-{i}@163.com>", "submission_id": mid, "kind": "reply",
-                              "to": f"s{i % 50}@example.cn", "subject": "【已受理】", "status": "sent",
-                              "attempts": 1, "created_at": (JULY - dt.timedelta(days=3)).isoformat(),
-                              "sent_at": JULY.isoformat(), "last_error": "", "raw": reply, "thread": []})
-    store.compact()
+READ_TABLES = """
+import json, sys
+for path in sys.argv[1:]:
+    with open(path, encoding="utf-8") as fh:
+        json.load(fh)
+"""
 
 
-def emails(count: int) -> list[tuple[bytes, dt.datetime]]:
-    senders = ["hetang@example.cn", "lusong@example.cn", "shifeng@example.cn", "tianyuan@example.cn"]
-    form = samples.build_form_docx(samples.SAMPLE_CANDIDATE)
+def command_cost(size: int, runs: int) -> float:
+    """Best of `runs`: seconds for `intake poll --once` with 100 new emails on a store of `size`."""
+    best = float("inf")
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:
+            config = season.fresh_copy(size, Path(tmp))
+            season.deliver(Path(tmp) / "inbox", size, NEW)
+            started = time.perf_counter()
+            done = subprocess.run([str(INTAKE), "--config", str(config), "poll", "--once"],
+                                  capture_output=True, text=True)
+            elapsed = time.perf_counter() - started
+            assert done.returncode == 0 and done.stdout.startswith(f"read {NEW} new"), done.stdout + done.stderr
+            best = min(best, elapsed)
+    return best
+
+
+def pass_flatness(size: int, count: int) -> tuple[float, float]:
+    """(ms per message over the first tenth, over the last tenth) of one in-process pass."""
+    from pipeline import poll
+    from pipeline.settings import load_settings
+    from store.repository import Store
+
+    with tempfile.TemporaryDirectory(prefix="bench-flat-") as tmp:
+        config = season.fresh_copy(size, Path(tmp))
+        settings = load_settings(config)
+        season.deliver(settings.mailbox.path, size, count)
+        store = Store(settings.store.path, settings.store.files)
+        times = []
+        real = poll.process_message
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                times.append(time.perf_counter() - started)
+        poll.process_message = timed
+        try:
+            report = poll.run_pass(settings, store, clock=season._season_clock(size, season.season_email(size + count - 1)[1]))
+        finally:
+            poll.process_message = real
+            store.close()
+        assert report.read == count and report.failed == 0, report.summary()
+    tenth = max(1, count // 10)
+    return (sum(times[:tenth]) * 1000 / tenth, sum(times[-tenth:]) * 1000 / tenth)
+
+
+def status_cost(size: int, runs: int) -> tuple[float, float, float]:
+    """(best seconds, peak MiB of `intake status`, best seconds of the floor)."""
+    with tempfile.TemporaryDirectory(prefix="bench-status-") as tmp:
+        config = season.fresh_copy(size, Path(tmp))
+        best, peak = float("inf"), 0.0
+        for _ in range(runs):
+            out = subprocess.run([sys.executable, "-c", PEAK, str(INTAKE), "--config", str(config), "status"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+            best, peak = min(best, float(out[0])), max(peak, float(out[1]))
+        tables = [str(p) for p in Path(tmp).glob("intake.*.json")
+                  if p.name.split(".")[1] in ("submissions", "candidates", "candidate_versions", "outbox", "digests")]
+        floor = float("inf")
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", READ_TABLES, *tables], check=True)
+            floor = min(floor, time.perf_counter() - started)
+    return best, peak, floor
+
+
+def export_costs(size: int) -> list[tuple[str, float, float]]:
+    """(format, seconds for intake's export in-process, seconds for the library alone)."""
+    from openpyxl import Workbook, load_workbook
+
+    from pipeline.exports import export_bytes
+    from pipeline.settings import load_settings
+    from store.repository import Store
+
     out = []
-    for i in range(count):
-        raw = sample_mail.foxmail_email(senders[i % 4], MAILBOX, f"推荐表{i}", [(f"推荐表{i}.docx", form)])
-        out.append((raw, JULY + dt.timedelta(seconds=i)))
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        settings = load_settings(season.fresh_copy(size, Path(tmp)))
+        for fmt in ("json", "csv", "xlsx"):
+            started = time.perf_counter()
+            store = Store(settings.store.path, settings.store.files)
+            data = export_bytes(fmt, store, settings)
+            store.close()
+            ours = time.perf_counter() - started
+            if fmt == "json":
+                value = json.loads(data)
+                started = time.perf_counter()
+                json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8")
+            elif fmt == "csv":
+                rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+                started = time.perf_counter()
+                buffer = io.StringIO()
+                csv.writer(buffer).writerows(rows)
+                buffer.getvalue().encode("utf-8-sig")
+            else:
+                sheets = [(ws.title, [list(r) for r in ws.iter_rows(values_only=True)])
+                          for ws in load_workbook(io.BytesIO(data), read_only=True).worksheets]
+                started = time.perf_counter()
+                book = Workbook()
+                book.remove(book.active)
+                for title, rows in sheets:
+                    ws = book.create_sheet(title)
+                    for row in rows:
+                        ws.append(row)
+                book.save(io.BytesIO())
+            out.append((fmt, ours, time.perf_counter() - started))
     return out
 
 
-def cost_per_message(size: int, batch: list) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(write_config(Path(tmp)))
-        store = Store(settings.store.path, settings.store.files)
-        seed(store, size)
-        write_maildir(settings.mailbox.path, batch)
-        started = time.perf_counter()
-        report = run_pass(settings, store, clock=lambda: JULY)
-        elapsed = time.perf_counter() - started
-        store.close()
-        assert report.read == len(batch) and report.failed == 0, report.summary()
-        return elapsed * 1000 / len(batch)
+def store_size(size: int) -> tuple[float, float]:
+    """(MB of JSON, MB of files) per 1,000 emails stored."""
+    json_bytes, file_bytes = season.store_bytes(season.cached_store(size))
+    return json_bytes / size * 1000 / 1e6, file_bytes / size * 1000 / 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="100,1000,10000")
-    parser.add_argument("--messages", type=int, default=40)
+    parser.add_argument("--sizes", default="100,10000,50000")
+    parser.add_argument("--pass-messages", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", help="also write the figures here, for bench/run_all.py")
     args = parser.parse_args()
-    out = []
     sizes = [int(s) for s in args.sizes.split(",")]
-    batch = emails(args.messages)
-    cost_per_message(sizes[0], batch[:5])   # imports, templates and caches warm, as in the worker
-    print(f"{'stored':>8}{'ms/message':>12}{'vs smallest':>13}")
+    out: list[figures.Figure] = []
+    began = time.monotonic()
+    for size in sizes:
+        season.cached_store(size)
+    print(f"stores ready ({time.monotonic() - began:.0f} s; built stores are cached in {season.CACHE})")
+
+    print(f"\n`intake poll --once`, {NEW} new emails (best of {args.runs}):")
     base = None
     for size in sizes:
-        ms = cost_per_message(size, batch)
-        base = base or ms
-        print(f"{size:>8}{ms:>12.1f}{ms / base:>12.2f}x")
-        largest = size == sizes[-1] and size != sizes[0]
+        seconds = command_cost(size, args.runs)
+        base = base or seconds
+        target = TARGETS.get(size) if size != sizes[0] else None
+        ratio = seconds / base
+        print(f"  {size:>7,} stored: {seconds:6.2f} s  {ratio:5.2f}x")
         out.append(figures.Figure(
-            "store growth", f"ms per message, {size:,} stored", round(ms, 1), "ms", round(base, 1),
-            f"the same with {sizes[0]:,} stored", round(ms / base, 2),
-            f"<= {GROWTH_TARGET:g}x floor" if largest else "", (ms / base <= GROWTH_TARGET) if largest else None))
+            "store growth", f"poll --once, {NEW} new emails, {size:,} stored", round(seconds, 2), "s",
+            round(base, 2), f"the same with {sizes[0]:,} stored", round(ratio, 2),
+            f"<= {target:g}x floor" if target else "", (ratio <= target) if target else None))
+
+    first, last = pass_flatness(sizes[0], args.pass_messages)
+    drift = last / first
+    print(f"\none pass of {args.pass_messages:,} emails: first tenth {first:.1f} ms/message, "
+          f"last tenth {last:.1f} ms/message ({drift:.2f}x)")
+    out.append(figures.Figure(
+        "store growth", f"ms per email, last tenth of a {args.pass_messages:,}-email pass", round(last, 1), "ms",
+        round(first, 1), "the first tenth of the same pass", round(drift, 2), f"within ±{FLAT:.0%}",
+        abs(drift - 1) <= FLAT))
+
+    print("\n`intake status`:")
+    for size in sizes:
+        seconds, mib, floor = status_cost(size, args.runs)
+        limit = STATUS_SECONDS.get(size)
+        print(f"  {size:>7,} stored: {seconds:5.2f} s, peak {mib:4.0f} MiB; floor (json alone) {floor:5.2f} s")
+        out.append(figures.Figure(
+            "status", f"intake status, {size:,} stored", round(seconds, 2), "s", round(floor, 2),
+            "a fresh python reading the same tables with json alone", round(seconds / floor, 1),
+            f"<= {limit:g} s" if limit else "", (seconds <= limit) if limit else None))
+        out.append(figures.Figure(
+            "status", f"  peak RSS, {size:,} stored", round(mib), "MiB", target=f"<= {STATUS_MIB} MiB",
+            passed=mib <= STATUS_MIB))
+
+    print(f"\nexports of {sizes[-1]:,} stored:")
+    for fmt, ours, floor in export_costs(sizes[-1]):
+        ratio = ours / floor
+        print(f"  {fmt:>4}: {ours:6.2f} s; the library alone {floor:6.2f} s ({ratio:.1f}x)")
+        out.append(figures.Figure(
+            "exports", f"export {fmt}, {sizes[-1]:,} stored", round(ours, 2), "s", round(floor, 2),
+            {"json": "json.dumps", "csv": "csv.writer", "xlsx": "openpyxl"}[fmt] + " alone, same rows",
+            round(ratio, 1), f"<= {EXPORT_RATIO:g}x floor", ratio <= EXPORT_RATIO))
+
+    json_mb, files_mb = store_size(sizes[-1])
+    print(f"\nstore per 1,000 emails: {json_mb:.2f} MB of JSON, {files_mb:.1f} MB of files beside it")
+    out.append(figures.Figure("store size", "JSON per 1,000 emails (every command may load it)",
+                              round(json_mb, 2), "MB"))
+    out.append(figures.Figure("store size", "files per 1,000 emails (raw mail, attachments, reply bodies)",
+                              round(files_mb, 1), "MB"))
     figures.write(args.json, out)
 
 

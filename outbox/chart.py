@@ -12,7 +12,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
 
 SCALE = 2
 WIDTH = 520                 # as shown, in CSS pixels
@@ -56,7 +55,9 @@ def cjk_font_path() -> str | None:
     return None
 
 
-def _font(size: int) -> tuple[ImageFont.ImageFont, bool]:
+def _font(size: int) -> tuple["ImageFont.ImageFont", bool]:
+    from PIL import ImageFont
+
     path = cjk_font_path()
     if path:
         try:
@@ -68,6 +69,9 @@ def _font(size: int) -> tuple[ImageFont.ImageFont, bool]:
 
 def places_chart(bars: list[Bar]) -> bytes:
     """Bars of 1..max cells per county: accepted (green), needing correction (amber), free."""
+    # Pillow is imported here: `intake status` imports this module for the digest's wording only.
+    from PIL import Image, ImageDraw
+
     s = SCALE
     height = TOP + ROW * len(bars) + 12
     img = Image.new("RGB", (WIDTH * s, height * s), "white")
@@ -96,7 +100,7 @@ def places_chart(bars: list[Bar]) -> bytes:
     return out.getvalue()
 
 
-def _legend(draw: ImageDraw.ImageDraw, font, cjk: bool) -> None:
+def _legend(draw: "ImageDraw.ImageDraw", font, cjk: bool) -> None:
     words = ("已受理", "需补正", "空余名额") if cjk else ("accepted", "to correct", "free")
     s, x = SCALE, LABEL_W
     for kind, word in zip(("accepted", "needs-correction", "free"), words):

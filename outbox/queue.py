@@ -106,7 +106,8 @@ def enqueue_reply(store, msg: EmailMessage, submission_id: str, now: dt.datetime
     Returns None when queued, else the reason no reply goes out. `limits`: the [smtp] settings."""
     thread_ids = thread_of(in_reply_to, references or [])
     # Both caps look back an hour at most (or the thread window): only that much history is
-    # read, and "one of ours?" is asked of the outbox's index, not of a copy of every reply.
+    # read, only the replies to this address or in this thread (the outbox's index finds them),
+    # and "one of ours?" is asked of the outbox's index, not of a copy of every reply.
     window = max(dt.timedelta(hours=1), dt.timedelta(minutes=getattr(
         limits, "thread_window_minutes", ReplyLimits.thread_window_minutes)))
     to, asked = str(msg["To"]).strip().lower(), set(thread_ids)
@@ -115,7 +116,8 @@ def enqueue_reply(store, msg: EmailMessage, submission_id: str, now: dt.datetime
         return (reply["to"].strip().lower() == to or reply["reply_id"] in asked
                 or bool(asked.intersection(reply.get("thread") or [])))
 
-    reason = reply_allowed(store.outbox.recent(now - window, concerned), str(msg["To"]),
+    history = store.outbox.recent(now - window, concerned, to=to, thread=thread_ids)
+    reason = reply_allowed(history, str(msg["To"]),
                            thread_ids, now, limits, ours=store.outbox)
     if reason is None:
         enqueue(store, msg, submission_id, "reply", now, thread=thread_ids)

@@ -4,16 +4,30 @@
 All the files of one email go through one soffice call, so a dozen .doc files pay one cold
 start. Each call gets a private profile (two soffice processes sharing one would block each
 other), ASCII file names, resource limits and a timeout that kills the whole process group.
+
+The long-running worker (`intake run`) keeps one LibreOffice running instead (`warm_office`):
+started at the first legacy file with its own private profile and the same memory limit,
+listening on a private UNO pipe, driven by parsers/uno_convert.py under the system python3
+(python3-uno). A conversion then costs what LibreOffice spends on the file, not a start-up
+of 1–3 s. A file that outlives its time gets TIMED_OUT and the LibreOffice is killed (its whole
+process group) and started afresh for the next; so is one that died or stopped answering.
+Where python3-uno is missing, every call starts its own soffice as above.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import logging
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 from parsers.errors import UnreadableFile
@@ -34,6 +48,11 @@ BASE_SECONDS = 40          # a cold start with a fresh profile takes 1–3 s; th
 SECONDS_PER_FILE = 10
 MEMORY_BYTES = 4 << 30     # address space per process: soffice maps much more than it touches
 _SOFFICE_NAMES = ("soffice", "libreoffice")
+UNO_PYTHON = "/usr/bin/python3"    # the python python3-uno belongs to (not intake's venv)
+UNO_HELPER = Path(__file__).with_name("uno_convert.py")
+START_SECONDS = 60                 # a warm LibreOffice's start-up, on a slow box
+
+_warm: "WarmOffice | None" = None
 
 
 def to_docx(files: list[tuple[bytes, str]], max_seconds: float | None = None) -> list[bytes | UnreadableFile]:
@@ -62,9 +81,124 @@ def _converted(files: list[tuple[bytes, str]], target: str, filter_name: str,
         seconds = BASE_SECONDS + SECONDS_PER_FILE * len(files)
         if max_seconds is not None:
             seconds = max(1, min(seconds, int(max_seconds)))
+        if _warm is not None and target == "docx":   # the warm one converts to .docx only
+            return _warm.convert(inputs, work / "out", seconds)
         timed_out = _run(soffice, work, inputs, seconds, f"{target}:{filter_name}")
         reason = timed_out_reason if timed_out else failed
         return [_output(work / "out" / f"{path.stem}.{target}", reason) for path in inputs]
+
+
+@contextlib.contextmanager
+def warm_office():
+    """Inside, conversions go to one LibreOffice kept running (started when first needed)."""
+    global _warm
+    soffice = _soffice()
+    if soffice is None or not uno_available():
+        log.info("python3-uno not found: each legacy document starts its own LibreOffice")
+        yield
+        return
+    _warm = WarmOffice(soffice)
+    try:
+        yield
+    finally:
+        office, _warm = _warm, None
+        office.close()
+
+
+@functools.cache
+def uno_available() -> bool:
+    try:
+        return subprocess.run([UNO_PYTHON, "-c", "import uno"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+class WarmOffice:
+    """One LibreOffice with a private profile, listening on a private pipe, and the UNO client
+    (parsers/uno_convert.py) that hands it one file at a time."""
+
+    def __init__(self, soffice: str):
+        self.soffice = soffice
+        self.work: Path | None = None
+        self.office: subprocess.Popen | None = None
+        self.client: subprocess.Popen | None = None
+        self._buffer = b""
+
+    def convert(self, inputs: list[Path], out: Path, seconds: float) -> list[bytes | UnreadableFile]:
+        """Each input converted into `out`, all within `seconds`; in the order given."""
+        out.mkdir(exist_ok=True)
+        deadline = time.monotonic() + seconds
+        results = []
+        for source in inputs:
+            target = out / f"{source.stem}.docx"
+            results.append(self._one(source, target, deadline))
+        return results
+
+    def _one(self, source: Path, target: Path, deadline: float) -> bytes | UnreadableFile:
+        try:
+            if self.client is None:
+                self._start(deadline)
+            self._send({"in": str(source), "out": str(target)})
+            answer = self._answer(deadline)
+        except TimeoutError:
+            log.warning("LibreOffice took too long over %s: killed, restarted for the next file", source.name)
+            self.close()
+            return UnreadableFile(TIMED_OUT)
+        except OSError as exc:   # it died, or never came up
+            log.warning("LibreOffice stopped answering (%s): restarted for the next file", exc)
+            self.close()
+            return UnreadableFile(FAILED)
+        if not answer.get("ok") and self.office is not None and self.office.poll() is not None:
+            self.close()   # the file took LibreOffice down with it
+        return _output(target, FAILED)
+
+    def _start(self, deadline: float) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="intake-office-"))
+        pipe = f"intake-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.office = subprocess.Popen(
+            [self.soffice, "--headless", "--invisible", "--norestore", "--nologo", "--nodefault",
+             "--nolockcheck", f"-env:UserInstallation={(self.work / 'profile').as_uri()}",
+             f"--accept=pipe,name={pipe};urp;StarOffice.ComponentContext"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=self.work, start_new_session=True, env=_environment(self.work),
+            preexec_fn=_limit_memory)
+        self.client = subprocess.Popen(
+            [UNO_PYTHON, str(UNO_HELPER), pipe, str(START_SECONDS)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=self.work, start_new_session=True)
+        self._buffer = b""
+        if not self._answer(max(deadline, time.monotonic() + START_SECONDS)).get("ready"):
+            raise OSError("LibreOffice did not start")
+
+    def _send(self, request: dict) -> None:
+        self.client.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
+        self.client.stdin.flush()
+
+    def _answer(self, deadline: float) -> dict:
+        fd = self.client.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise OSError("the UNO client exited")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        for proc in (self.client, self.office):
+            if proc is not None:
+                _kill_group(proc)
+        if self.client is not None:
+            for stream in (self.client.stdin, self.client.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self.client = self.office = None
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work = None
 
 
 def _soffice() -> str | None:
@@ -111,8 +245,12 @@ def _environment(work: Path) -> dict:
 
 
 def _limit(seconds: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+    _limit_memory()
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -8,12 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from outbox.compose import reply_message_id
-from outbox.digest import compose_digest, roster_filename
-from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending, enqueue
-from outbox.transports import transport_for
+from outbox.queue import DeliveryReport
 from outbox.wording import describe
-from pipeline.exports import roster_xlsx
 from pipeline.roster import CountyRow, in_county_order, latest_problems, roster_as_of, rows_for
 from pipeline.settings import Settings
 
@@ -236,12 +232,18 @@ class DigestOutcome:
 
 def digest_message_id(date: dt.date, attempt: int, from_address: str) -> str:
     """Stable for a date, so a retried delivery is one message; a forced resend is a new one."""
+    from outbox.compose import reply_message_id
+
     key = f"digest:{date.isoformat()}" + (f"#{attempt}" if attempt else "")
     return reply_message_id(key, DIGEST_KIND, from_address)
 
 
 def compose_for(store, settings: Settings, date: dt.date, now: dt.datetime, message_id: str):
     """(figures, the digest email) for `date`, the roster attached as it stood at the cut-off."""
+    # Imported here: `intake status` needs the figures only, not the e-mail and workbook makers.
+    from outbox.digest import compose_digest, roster_filename
+    from pipeline.exports import roster_xlsx
+
     figures = build_figures(store, settings, date, now)
     candidates, submissions = roster_as_of(store, figures.cutoff)
     xlsx = roster_xlsx(candidates, submissions, settings)
@@ -257,6 +259,9 @@ def send_digest(settings: Settings, store, date: dt.date, now: dt.datetime,
     mailbox session's Sent-folder copy (the worker's); without one, the copies of what goes out
     now are recorded as due and kept on the next pass. Without `force`, a date already recorded
     is never queued again (its digest is only retried if it is still waiting in the outbox)."""
+    from outbox.queue import RetryPolicy, deliver_pending, enqueue
+    from outbox.transports import transport_for
+
     key = date.isoformat()
     transport = transport or transport_for(settings.smtp)
     earlier = store.digests.get(key)

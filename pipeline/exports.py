@@ -282,11 +282,11 @@ def export_bytes(fmt: str, store, settings: Settings) -> bytes:
     """The whole roster in `fmt` (json, csv, xlsx or docx), as the file's bytes."""
     if fmt == "json":
         return (json.dumps(export_roster(store), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-    candidates, submissions = store.candidates.all(), store.submissions.all()
+    candidates = store.candidates.all()
     if fmt == "csv":
         return roster_csv(candidates, settings)
-    if fmt == "xlsx":
-        return roster_xlsx(candidates, submissions, settings)
+    if fmt == "xlsx":   # the only one with a sheet of the emails: the others never read them
+        return roster_xlsx(candidates, store.submissions.all(), settings)
     if fmt == "docx":
         return review_pack_docx(candidates, settings, store.files)
     raise ValueError(f"unknown export format {fmt!r}")

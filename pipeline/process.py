@@ -135,7 +135,8 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
         submission.update(reply="skipped", reason=reason)
         log.info("%s from county %s: %s, not answered (repeat)", submission_id, county, season.status)
         return submission
-    candidates = store.candidates.current(county) if county else []
+    # The history is read for a status query's roster only (how many versions, what is open).
+    candidates = store.candidates.current(county, history=season.kind == "query") if county else []
     content = ReplyContent(
         to=parsed.from_addr, county=county, status=season.status,
         received_at=received_at.astimezone(settings.campaign.timezone),
@@ -145,7 +146,8 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
         roster=sorted(candidates, key=lambda c: c.get("updated_at") or "") if season.kind == "query" else [],
         places_used=rules.places_used(candidates), places_max=settings.campaign.candidates_max,
         repeat_of=_received(repeats[0], settings) if repeats else None,
-        receipt=submission["receipt"], versions=_versions(candidates, submission_id))
+        receipt=submission["receipt"],
+        versions=store.candidates.version_numbers(county, submission_id) if county else {})
     held = enqueue_reply(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
                          submission_id, now, settings.smtp, parsed.in_reply_to, parsed.references)
     if held:  # recorded and judged, but a reply now could feed a loop or a flood
@@ -165,8 +167,9 @@ def _answered_repeats(store, sender: str, files: list[dict], now: dt.datetime) -
     hashes = sorted(f["sha256"] for f in files if f.get("sha256"))
     if not hashes or not sender:
         return []
+    # to=: only this sender's replies are looked at (the outbox's index), not the day's.
     replies = store.outbox.recent(now - REPEAT_WINDOW, lambda r: r.get("kind") == "reply"
-                                  and r["to"].strip().lower() == sender)
+                                  and r["to"].strip().lower() == sender, to=sender)
     earlier = [store.submissions.get(r["submission_id"]) for r in reversed(replies)]
     return [s for s in earlier
             if s and sorted(f.get("sha256") or "" for f in s.get("files") or []) == hashes]
@@ -180,16 +183,6 @@ def _receipt(store, settings: Settings, county: str | None) -> str:
     """The next receipt number of the county (of unregistered senders when None) this campaign."""
     year = settings.campaign.submission_deadline.year
     return receipt_number(year, county, store.counters.next(f"receipt:{year}:{county or ''}"))
-
-
-def _versions(candidates: list[dict], submission_id: str) -> dict[str, int]:
-    """Which version of each candidate this email made (1 for a first form)."""
-    made = {}
-    for cand in candidates:
-        for number, version in enumerate(cand.get("versions") or [], 1):
-            if version.get("message_id") == submission_id:
-                made[cand["name"]] = number
-    return made
 
 
 def judge_attachments(attachments: list[Attachment], cloud: bool = False,

@@ -16,6 +16,7 @@ import threading
 import time
 
 from outbox.queue import stored_time
+from parsers.convert import warm_office
 from pipeline.commands import Context, serve_queue
 from pipeline.digest import due_digest, send_digest
 from pipeline.errors import MailboxError
@@ -84,6 +85,13 @@ class WakeOnCommand:
 
 
 def run_worker(settings: Settings, store, stop: threading.Event, clock=utc_now) -> None:
+    # One LibreOffice kept running for the worker's life, not one started per legacy document.
+    with warm_office():
+        _run(settings, store, stop, clock)
+    log.info("stopped")
+
+
+def _run(settings: Settings, store, stop: threading.Event, clock) -> None:
     mailbox, smtp = Outage("the mailbox"), Outage("the SMTP server")
     backoff = Backoff()
     queue = CommandQueue(store.path)
@@ -103,7 +111,6 @@ def run_worker(settings: Settings, store, stop: threading.Event, clock=utc_now) 
             deadline = time.monotonic() + backoff.next()
             while not stop.is_set() and wake.wait(deadline - time.monotonic()):
                 serve_queue(lambda: Context(settings, store, clock()), queue)
-    log.info("stopped")
 
 
 def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp: Outage,

@@ -7,7 +7,6 @@ or not at all, so a submission, its candidates, its reply and the mailbox ledger
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as dt
 import fcntl
 import hashlib
@@ -20,7 +19,7 @@ from pathlib import Path
 from tinydb import Query, TinyDB
 from tinydb.table import Table
 
-from store.storage import JournaledStorage
+from store.storage import JournaledStorage, StoreError
 
 
 class _IdKeyed(MutableMapping):
@@ -63,10 +62,6 @@ class _TinyDB(TinyDB):
     table_class = _InPlaceTable
 
 
-class StoreError(Exception):
-    """The store cannot be opened or written; the message is one line for the operator."""
-
-
 class StoreBusy(StoreError):
     """Another process holds the single-writer lock; `holder` is what it wrote in the lock file
     ({"pid": ..., "role": "run"}), or {} when it has not written it yet."""
@@ -81,22 +76,22 @@ class Store:
         self.path = Path(path)
         self._storage: JournaledStorage | None = None
         self._changes: list[tuple[str, str]] = []
+        # Each table is read from its own file the first time it is used (store/storage.py):
+        # opening reads only the store's small layout file, where a damaged older store shows.
         try:
             self.db = _TinyDB(self.path, storage=self._make_storage)
-            self.db.tables()  # read now, so a damaged file is reported at open
-        except ValueError as exc:
-            raise StoreError(f"the store {self.path} is not valid JSON: {exc}") from None
         except PermissionError as exc:
             raise _not_ours(self.path, exc) from None
+        self.files = FileStore(Path(files_dir))
         self.submissions = Submissions(self.db.table("submissions"), self._changed)
-        self.candidates = Candidates(self.db.table("candidates"), self._changed)
+        self.candidates = Candidates(self.db.table("candidates"), self._changed,
+                                     self.db.table("candidate_versions"))
         self.ledger = Ledger(self.db.table("ledger"), self._changed)
-        self.outbox = Outbox(self.db.table("outbox"), self._changed)
+        self.outbox = Outbox(self.db.table("outbox"), self._changed, self.files)
         self.digests = Digests(self.db.table("digests"), self._changed)
         self.failures = Failures(self.db.table("failures"), self._changed)
         self.counters = Counters(self.db.table("counters"), self._changed)
         self.pauses = ServerPauses(self.db.table("server_pauses"), self._changed)
-        self.files = FileStore(Path(files_dir))
         self._lock_fh = None
 
     def _make_storage(self, path):
@@ -256,8 +251,22 @@ def _moment(iso: str) -> dt.datetime:
 
 
 def _plain(doc) -> dict:
-    """A detached copy, so callers cannot change stored data behind the store's back."""
-    return copy.deepcopy(dict(doc))
+    """A detached copy, so callers cannot change stored data behind the store's back (documents
+    hold JSON values only, so this is copy.deepcopy without its bookkeeping, several times faster)."""
+    return {k: _copy(v) for k, v in doc.items()}
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _raw(table) -> dict:
+    """The table's stored documents, {str doc id: doc}, without TinyDB's per-document wrapping."""
+    return table._read_table()
 
 
 class _Repository:
@@ -311,7 +320,7 @@ class _Keyed(_Repository):
     @property
     def ids(self) -> dict[str, int]:
         if self._ids is None:
-            self._ids = {doc[self.key]: doc.doc_id for doc in self.table}
+            self._ids = {doc[self.key]: int(i) for i, doc in _raw(self.table).items()}
         return self._ids
 
     def __contains__(self, key: str) -> bool:
@@ -347,19 +356,112 @@ class Submissions(_Keyed):
 
 
 class Candidates(_Repository):
-    """One document per (county, name), holding the current version and all earlier ones."""
+    """One document per (county, name): the candidate as it now stands. Its earlier versions
+    ("versions", one document each in the candidate_versions table) are read only when asked
+    for: `get` and `all` include them, `current(county)` — what judging each email needs — does
+    not (unless history=True), so its cost stays the same however often a county resends a form. A county's candidates
+    are found through an index (county → name → doc id), not a scan."""
+
+    def __init__(self, table, changed, history):
+        super().__init__(table, changed)
+        self.history = history
+        self._by_county: dict[str, dict[str, int]] | None = None
+        self._versions: dict[tuple[str, str], list[int]] | None = None
+
+    def forget(self) -> None:
+        super().forget()
+        self.history.clear_cache()
+        self._by_county = None
+        self._versions = None
+
+    @property
+    def by_county(self) -> dict[str, dict[str, int]]:
+        if self._by_county is None:
+            self._by_county = {}
+            for i, doc in _raw(self.table).items():
+                self._by_county.setdefault(doc["county"], {})[doc["name"]] = int(i)
+        return self._by_county
+
+    @property
+    def version_ids(self) -> dict[tuple[str, str], list[int]]:
+        """(county, name) → the doc ids of its versions, oldest first."""
+        if self._versions is None:
+            found: dict[tuple[str, str], list[tuple[int, int]]] = {}
+            for i, doc in _raw(self.history).items():
+                found.setdefault((doc["county"], doc["name"]), []).append((doc["seq"], int(i)))
+            self._versions = {key: [i for _, i in sorted(pairs)] for key, pairs in found.items()}
+        return self._versions
 
     def get(self, county: str, name: str) -> dict | None:
-        q = Query()
-        doc = self.table.get((q.county == county) & (q.name == name))
-        return _plain(doc) if doc else None
+        doc_id = self.by_county.get(county, {}).get(name)
+        return self._with_history(doc_id) if doc_id is not None else None
 
-    def current(self, county: str) -> list[dict]:
-        return [_plain(d) for d in self.table.search(Query().county == county)]
+    def current(self, county: str, history: bool = False) -> list[dict]:
+        """The county's candidates as they now stand; with `history`, with their "versions"."""
+        ids = sorted(self.by_county.get(county, {}).values())
+        if history:
+            return [self._with_history(i) for i in ids]
+        raw = _raw(self.table)
+        return [{k: _copy(v) for k, v in raw[str(i)].items() if k != "versions"} for i in ids]
+
+    def version_numbers(self, county: str, message_id: str) -> dict[str, int]:
+        """name → which version of that candidate of `county` the email `message_id` made (1 for
+        a first form); read from the history without copying it."""
+        made, raw = {}, _raw(self.history)
+        for name, doc_id in self.by_county.get(county, {}).items():
+            ids = self.version_ids.get((county, name))
+            versions = ([raw[str(i)]["version"] for i in ids] if ids is not None
+                        else _raw(self.table)[str(doc_id)].get("versions") or [])
+            for number in range(len(versions), 0, -1):   # the newest first: usually this email's
+                if versions[number - 1].get("message_id") == message_id:
+                    made[name] = number
+                    break
+        return made
+
+    def all(self) -> list[dict]:
+        return [self._with_history(i) for i in sorted(int(i) for i in _raw(self.table))]
 
     def put(self, candidate: dict) -> None:
-        q = Query()
-        self._upsert(candidate, (q.county == candidate["county"]) & (q.name == candidate["name"]))
+        """Store the candidate as given; its "versions", when present, become its history."""
+        county, name = candidate["county"], candidate["name"]
+        versions = candidate.get("versions")
+        current = {k: v for k, v in candidate.items() if k != "versions"}
+        doc_id = self.by_county.get(county, {}).get(name)
+        if doc_id is None:
+            self.by_county.setdefault(county, {})[name] = self._insert(current)
+        else:
+            def replace(doc):   # an older store kept the versions inside the document
+                if versions is not None:
+                    doc.pop("versions", None)
+                doc.update(current)
+            self._changed(self.table.name, self.table.update(replace, doc_ids=[doc_id]))
+        if versions is not None:
+            self._put_history(county, name, versions)
+
+    def _with_history(self, doc_id: int) -> dict:
+        doc = _plain(_raw(self.table)[str(doc_id)])
+        ids = self.version_ids.get((doc["county"], doc["name"]))
+        if ids is not None:
+            raw = _raw(self.history)
+            doc["versions"] = [_copy(raw[str(i)]["version"]) for i in ids]
+        return doc
+
+    def _put_history(self, county: str, name: str, versions: list[dict]) -> None:
+        stored = self.version_ids.setdefault((county, name), [])
+        raw = _raw(self.history)
+        for seq, version in enumerate(versions):
+            if seq >= len(stored):
+                doc_id = self.history.insert({"county": county, "name": name, "seq": seq,
+                                              "version": _copy(version)})
+                stored.append(doc_id)
+                self._changed(self.history.name, [doc_id])
+            elif raw[str(stored[seq])]["version"] != version:
+                self._changed(self.history.name, self.history.update(
+                    {"version": _copy(version)}, doc_ids=[stored[seq]]))
+        if len(stored) > len(versions):
+            extra = stored[len(versions):]
+            del stored[len(versions):]
+            self._changed(self.history.name, self.history.remove(doc_ids=extra))
 
 
 class Ledger(_Repository):
@@ -375,13 +477,23 @@ class Ledger(_Repository):
 
 
 class Outbox(_Keyed):
-    """Replies written with the outcome they report, sent afterwards from here."""
+    """Replies written with the outcome they report, sent afterwards from here.
+
+    A reply's body (its whole MIME text, most of the outbox's bytes) is kept beside the
+    attachments, content-addressed (`raw_sha256`), not in the document every command loads;
+    every reply handed out reads it back the first time its "raw" is asked for. Indexes kept
+    beside the documents find a status's replies, and the replies to an address or in a thread."""
 
     key = "reply_id"
+
+    def __init__(self, table, changed, files: "FileStore"):
+        super().__init__(table, changed)
+        self.files = files
 
     def forget(self) -> None:
         super().forget()
         self._statuses = None
+        self._concerning = None
         self._copies = None
 
     @property
@@ -389,7 +501,7 @@ class Outbox(_Keyed):
         """reply id → the state of its copy in the Sent folder (`due`, `kept`, `none`, `failed`),
         for replies that were sent: the copies still due are looked for every pass."""
         if getattr(self, "_copies", None) is None:
-            self._copies = {doc[self.key]: doc["copy"] for doc in self.table if doc.get("copy")}
+            self._copies = {doc[self.key]: doc["copy"] for doc in _raw(self.table).values() if doc.get("copy")}
         return self._copies
 
     def copies_due(self) -> list[dict]:
@@ -401,15 +513,40 @@ class Outbox(_Keyed):
     def statuses(self) -> dict[str, str]:
         """reply id → status, kept beside the index: the pending replies are found every pass."""
         if getattr(self, "_statuses", None) is None:
-            self._statuses = {doc[self.key]: doc.get("status", "") for doc in self.table}
+            self._statuses = {doc[self.key]: doc.get("status", "") for doc in _raw(self.table).values()}
         return self._statuses
 
+    @property
+    def concerning(self) -> dict[str, list[int]]:
+        """An address (as written in To, lower case) or a Message-ID → the doc ids of the replies
+        sent to it, or that are it or answer it, oldest first."""
+        if getattr(self, "_concerning", None) is None:
+            self._concerning = {}
+            for i, doc in _raw(self.table).items():
+                self._index(doc, int(i))
+        return self._concerning
+
+    def _index(self, doc: dict, doc_id: int) -> None:
+        for word in {doc.get("to", "").strip().lower(), doc[self.key], *(doc.get("thread") or [])}:
+            if word:
+                self._concerning.setdefault(word, []).append(doc_id)
+
+    def get(self, key: str) -> dict | None:
+        return self._reply(super().get(key))
+
+    def all(self) -> list[dict]:
+        return [self._reply(d) for d in super().all()]
+
     def add(self, doc: dict) -> None:
-        super().add(doc)
+        if doc[self.key] in self.ids:
+            return
+        super().add(self._without_body(doc))
         self.statuses.setdefault(doc[self.key], doc.get("status", ""))
+        if getattr(self, "_concerning", None) is not None:   # else built with this one in it
+            self._index(doc, self.ids[doc[self.key]])
 
     def update(self, key: str, **fields) -> None:
-        super().update(key, **fields)
+        super().update(key, **self._without_body(fields))
         if "status" in fields and key in self.statuses:
             self.statuses[key] = fields["status"]
         if fields.get("copy") and key in self.ids:
@@ -419,25 +556,66 @@ class Outbox(_Keyed):
         wanted = set(statuses)
         return [self.get(key) for key, status in self.statuses.items() if status in wanted]
 
-    def recent(self, since: dt.datetime, wanted=lambda doc: True) -> list[dict]:
-        """Replies created since `since` for which `wanted(doc)` holds. Replies are stored in
-        the order they were created, so the newest are read first and the walk stops a day
-        before `since` (room for clocks that disagree), however long the outbox has grown;
-        only the wanted ones are copied."""
+    def recent(self, since: dt.datetime, wanted=lambda doc: True, to: str | None = None,
+               thread: list[str] | tuple = ()) -> list[dict]:
+        """Replies created since `since` for which `wanted(doc)` holds, newest first, without
+        their bodies. Given `to` and/or `thread`, only the replies sent to that address or in
+        that thread are looked at (through the index: the cost does not grow with the day's
+        replies, nor with the season's). Replies are stored in the order they were created, so
+        each walk goes newest first and stops a day before `since` (room for clocks that
+        disagree)."""
         stop_before = since - dt.timedelta(days=1)
+        if to is not None or thread:
+            raw, ids = _raw(self.table), set()
+            for word in {(to or "").strip().lower(), *thread} - {""}:
+                for doc_id in reversed(self.concerning.get(word, ())):
+                    if _moment(raw[str(doc_id)]["created_at"]) < stop_before:
+                        break
+                    ids.add(doc_id)
+            return [self._reply(_plain(doc)) for doc in self._docs(sorted(ids, reverse=True))
+                    if _moment(doc["created_at"]) >= since and wanted(doc)]
         found = []
-        for doc_id in sorted(self.ids.values(), reverse=True):
-            doc = self.table.get(doc_id=doc_id)
+        for doc in self._docs(sorted(self.ids.values(), reverse=True)):
             created = _moment(doc["created_at"])
             if created < stop_before:
                 break
             if created >= since and wanted(doc):
-                found.append(_plain(doc))
+                found.append(self._reply(_plain(doc)))
         return found
 
     def undeliverable(self) -> list[dict]:
         """Replies that bounced; `flagged_address` is the county address that could not be reached."""
         return self.with_status("undeliverable")
+
+    def _docs(self, doc_ids):
+        raw = _raw(self.table)
+        return (raw[str(i)] for i in doc_ids)
+
+    def _without_body(self, doc: dict) -> dict:
+        if doc.get("raw") is None:
+            return doc
+        body = doc["raw"].encode("utf-8", "surrogateescape")
+        return {**{k: v for k, v in doc.items() if k != "raw"}, "raw_sha256": self.files.put(body)}
+
+    def _reply(self, doc: dict | None) -> dict | None:
+        return _Reply(doc, self.files) if doc is not None else None
+
+
+class _Reply(dict):
+    """A reply document whose body ("raw") is read from the file store when first asked for."""
+
+    def __init__(self, doc: dict, files: "FileStore"):
+        super().__init__(doc)
+        self._files = files
+
+    def __missing__(self, key):
+        if key == "raw" and dict.get(self, "raw_sha256"):
+            self["raw"] = self._files.read(self["raw_sha256"]).decode("utf-8", "surrogateescape")
+            return self["raw"]
+        raise KeyError(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self or key == "raw" and dict.get(self, "raw_sha256") else default
 
 
 class Digests(_Repository):

@@ -106,7 +106,8 @@ def test_the_install_lays_out_user_code_store_configuration_and_service(installe
     for call in calls:   # packages are installed only when missing, and only these
         if call.startswith("apt-get"):
             assert set(call.split()[4:]) <= {"python3-venv", "libreoffice-writer-nogui",
-                                             "libreoffice-calc-nogui", "fonts-wqy-zenhei", "libarchive13"}
+                                             "libreoffice-calc-nogui", "python3-uno", "fonts-wqy-zenhei",
+                                             "libarchive13"}
 
     wrapper = root / "usr/local/bin/intake"
     assert mode(wrapper) == 0o755

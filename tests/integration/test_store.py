@@ -91,6 +91,50 @@ def test_a_damaged_store_is_one_clear_error(tmp_path):
         Store(tmp_path / "intake.json", tmp_path / "files")
 
 
+def test_an_older_single_file_store_is_read_and_split_at_the_first_compaction(tmp_path):
+    """A store written before tables had their own files keeps every record after the upgrade."""
+    import json
+    old = {"submissions": {"1": {"message_id": "<a@x>", "status": "accepted"}},
+           "candidates": {"1": {"county": "荷塘区", "name": "张三", "status": "accepted",
+                                "versions": [{"message_id": "<a@x>", "fields": {"name": "张三"}}]}},
+           "outbox": {"1": {"reply_id": "<r@163.com>", "to": "hetang@example.cn", "status": "sent",
+                            "created_at": "2022-07-20T10:00:00+08:00", "raw": "Subject: 已受理\n\n正文"}}}
+    (tmp_path / "intake.json").write_text(json.dumps(old, ensure_ascii=False), encoding="utf-8")
+    store = reopened(tmp_path)
+    assert store.candidates.get("荷塘区", "张三")["versions"][0]["message_id"] == "<a@x>"
+    with store.transaction():
+        store.submissions.add({"message_id": "<b@x>", "status": "accepted"})
+        store.candidates.put({**store.candidates.get("荷塘区", "张三"), "status": "needs-correction",
+                              "versions": [*store.candidates.get("荷塘区", "张三")["versions"],
+                                           {"message_id": "<b@x>"}]})
+    store.compact()
+    store.close()
+    assert json.loads((tmp_path / "intake.json").read_text(encoding="utf-8")) == {"layout": 2}
+    again = reopened(tmp_path)
+    assert [s["message_id"] for s in again.submissions.all()] == ["<a@x>", "<b@x>"]
+    cand = again.candidates.get("荷塘区", "张三")
+    assert cand["status"] == "needs-correction"
+    assert [v["message_id"] for v in cand["versions"]] == ["<a@x>", "<b@x>"]
+    assert "versions" not in again.candidates.current("荷塘区")[0]   # the history only when asked
+    assert again.outbox.get("<r@163.com>")["raw"] == "Subject: 已受理\n\n正文"
+
+
+def test_reply_bodies_live_beside_the_attachments_not_in_the_tables(tmp_path):
+    store = reopened(tmp_path)
+    body = "Subject: 【已受理】荷塘区 张三\n\n" + "您好，推荐表已受理。" * 200
+    with store.transaction():
+        store.outbox.add({"reply_id": "<r1@163.com>", "to": "hetang@example.cn", "status": "pending",
+                          "created_at": "2022-07-20T10:00:00+08:00", "raw": body})
+    store.compact()
+    tables = "".join(p.read_text(encoding="utf-8") for p in tmp_path.glob("intake*") if p.is_file()
+                     and p.suffix != ".lock")
+    assert "推荐表已受理" not in tables
+    again = reopened(tmp_path)
+    assert again.outbox.get("<r1@163.com>")["raw"] == body
+    assert [r["raw"] for r in again.outbox.with_status("pending")] == [body]
+    assert again.outbox.all()[0]["raw"] == body
+
+
 def test_the_journal_is_folded_by_its_size_however_often_the_store_is_opened(tmp_path, monkeypatch):
     """A store opened for one message at a time (`poll --once` from cron, every command) still
     has its journal folded into the snapshot: no commit counter to restart with each process."""
@@ -101,7 +145,7 @@ def test_the_journal_is_folded_by_its_size_however_often_the_store_is_opened(tmp
             store.submissions.add({"message_id": f"<m{n}@x>", "raw": "回复" * 2000})
         store.close()
     journal = (tmp_path / "intake.json.journal").stat().st_size
-    snapshot = (tmp_path / "intake.json").stat().st_size
+    snapshot = sum(p.stat().st_size for p in tmp_path.glob("intake.*.json"))
     assert snapshot > 64 << 10 and journal <= max(64 << 10, snapshot) + 13_000
     store = Store(tmp_path / "intake.json", tmp_path / "files")
     assert len(store.submissions.all()) == 60
