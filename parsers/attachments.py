@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from parsers import archives
+from parsers import archives, ocr, scan_form
 from parsers.archives import Budget
 from parsers.convert import to_docx
 from parsers.docx_form import parse_form
@@ -45,6 +45,8 @@ class Document:
     reason: str = ""               # for unreadable: a short Chinese phrase for the reply
     format: str = ""               # what the bytes are: docx, doc, rtf, pdf, image, ...
     scan: bool = False             # an image, or a PDF whose pages carry no text
+    pages: list | None = None      # a scan's pages as OCR read them (None: not read)
+    unread: list[str] | None = None   # a scanned form's required fields read without confidence
 
 
 @dataclass
@@ -61,7 +63,7 @@ def read_attachments(attachments: list[Attachment]) -> list[Document]:
     for att in attachments:
         files += _unpacked(att.filename, att.data, 0, budget)
     converted = _converted([f for f in files if isinstance(f, _File) and _legacy(f)])
-    return [f if isinstance(f, Document) else _read(f, converted) for f in files]
+    return _scanned_forms([f if isinstance(f, Document) else _read(f, converted) for f in files])
 
 
 # ---- containers -----------------------------------------------------------------------------
@@ -107,7 +109,7 @@ def _converted(files: list[_File]) -> dict[int, bytes | UnreadableFile]:
 
 def _read(f: _File, converted: dict) -> Document:
     if f.kind == "image":
-        return Document(f.name, "image", f.data, format="image", scan=True)
+        return _read_scan(Document(f.name, "image", f.data, format="image", scan=True))
     if f.kind == "docx":
         return _read_docx(f.name, f.data, f.data, "docx")
     if f.kind == "pdf":
@@ -162,9 +164,57 @@ def _read_pdf(f: _File) -> Document:
     except UnreadableFile as exc:
         return _unreadable(f.name, f.data, exc.reason, "pdf")
     if kind == "scan":
-        return Document(f.name, "image", f.data, format="pdf", scan=True)
+        return _read_scan(Document(f.name, "image", f.data, format="pdf", scan=True))
     if kind == "form":
         return Document(f.name, "form", f.data, form=record, format="pdf")
     if looks_garbled(record.head):
         return _unreadable(f.name, f.data, GARBLED, "pdf")
     return Document(f.name, "report", f.data, report=record, format="pdf")
+
+
+# ---- scans ---------------------------------------------------------------------------------
+
+def _read_scan(doc: Document) -> Document:
+    """A scan's pages read by OCR in the sandbox, when OCR is installed. A scan that cannot
+    be read stays what it was before OCR: evidence, or the candidate's photo."""
+    if not ocr.available():   # loads the models here, before the sandbox forks
+        return doc
+    try:
+        doc.pages = run_limited(scan_form.read_scan_pages, doc.data, doc.format,
+                                **scan_form.sandbox_limits(doc.data, doc.format))
+    except (UnreadableFile, NotAForm):
+        pass
+    return doc
+
+
+def _scanned_forms(docs: list[Document]) -> list[Document]:
+    """Scanned pages that hold a form, as form Documents: a page with the 姓名 row starts a
+    form, and the pages after it (the form's page 2, as another picture or PDF page) continue
+    it. Pages that hold no form stay images."""
+    out: list[Document] = []
+    group: list[tuple[Document, list]] = []
+    for doc in docs + [None]:
+        pages = doc.pages if doc is not None and doc.pages else None
+        if pages and group and not scan_form.starts_form(pages[0]):
+            group.append((doc, pages))
+            continue
+        out += _scan_group(group)
+        group = []
+        if pages:
+            group = [(doc, pages)]
+        elif doc is not None:
+            out.append(doc)
+    return out
+
+
+def _scan_group(group: list[tuple[Document, list]]) -> list[Document]:
+    if not group:
+        return []
+    try:
+        scanned = scan_form.form_from_pages([page for _, pages in group for page in pages])
+    except NotAForm:
+        return [doc for doc, _ in group]
+    first = group[0][0]
+    name = "、".join(dict.fromkeys(doc.file for doc, _ in group))
+    return [Document(name, "form", first.data, form=scanned.record, format="scan", scan=True,
+                     pages=[p for _, pages in group for p in pages], unread=scanned.unread)]

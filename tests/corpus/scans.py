@@ -1,0 +1,217 @@
+"""Scans of the stamped paper form, made the way counties make them: the two-table form
+(tests/corpus/two_table_form.py) exported to PDF by LibreOffice, rendered by pdftoppm at a
+scanner's resolution, stamped with red seals in some opinion boxes, then fed askew, turned,
+photographed at an angle, speckled with noise and saved as JPEG.
+
+`CASES` is the corpus (the benchmark reads all of it, the CI sample a few); `build(case)`
+gives the files one county email would carry. Built files are cached per session.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import math
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pdfplumber
+from PIL import Image, ImageDraw
+
+from pipeline import samples
+from tests.corpus import build as corpus_build
+from tests.corpus import two_table_form
+
+SEAL_RED = (214, 28, 36)
+SEAL_MM = 42
+OPINION_WORDS = {"recommender": "推荐", "discipline": "纪检监察", "member_unit": "成员", "approval": "审批"}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str                    # the test id
+    candidate: int               # index into samples.SAMPLE_CANDIDATES
+    seals: tuple[str, ...]       # opinion boxes stamped
+    dpi: int = 150
+    quality: int = 85            # JPEG quality; 0: PNG
+    angle: float = 0.0           # small skew, degrees (positive: counter-clockwise)
+    turn: int = 0                # 0, 90, 180, 270: how the page lies in the picture
+    noise: float = 0.0           # standard deviation of the grey noise added
+    photo: bool = False          # a phone photo: perspective, shading, desk around the page
+    pdf: bool = False            # the pages as one scanned PDF instead of two pictures
+    blank_opinions: tuple[str, ...] = ()   # boxes left without typed text (a seal may sign them)
+
+
+BOTH = ("recommender", "discipline")
+ALL = ("recommender", "discipline", "member_unit", "approval")
+
+CASES = (
+    Case("150dpi-jpg85", 0, BOTH),
+    Case("200dpi-png", 1, ALL, dpi=200, quality=0),
+    Case("150dpi-jpg60-noise", 2, ("recommender",), quality=60, noise=8),
+    Case("200dpi-jpg90-skew+3", 3, BOTH, dpi=200, quality=90, angle=3),
+    Case("150dpi-jpg75-skew-3", 0, ("discipline", "approval"), quality=75, angle=-3),
+    Case("150dpi-jpg80-turned90", 1, BOTH, quality=80, turn=90),
+    Case("200dpi-jpg70-upside-down", 2, (), dpi=200, quality=70, turn=180),
+    Case("phone-photo", 3, BOTH, dpi=200, quality=80, photo=True),
+    Case("150dpi-scanned-pdf", 0, ALL, pdf=True),
+    Case("200dpi-jpg85-seal-signs-blank-box", 1, BOTH, dpi=200, blank_opinions=("discipline",)),
+    Case("150dpi-jpg65-noise-skew+1.5", 3, ("member_unit",), quality=65, noise=6, angle=1.5),
+    Case("200dpi-jpg60-turned270-noise", 0, BOTH, dpi=200, quality=60, turn=270, noise=5),
+)
+SAMPLE = tuple(c for c in CASES if c.name in (
+    "150dpi-jpg85", "150dpi-jpg80-turned90", "phone-photo", "200dpi-jpg85-seal-signs-blank-box"))
+
+
+def fields(case: Case) -> dict:
+    values = dict(samples.SAMPLE_CANDIDATES[case.candidate])
+    values["opinions"] = {**samples.SAMPLE_CANDIDATE["opinions"],
+                          **{k: "" for k in case.blank_opinions}}
+    return values
+
+
+@functools.cache
+def form_docx(case_candidate: int, blank: tuple[str, ...] = ()) -> bytes:
+    values = dict(samples.SAMPLE_CANDIDATES[case_candidate])
+    values["opinions"] = {**samples.SAMPLE_CANDIDATE["opinions"], **{k: "" for k in blank}}
+    return two_table_form.build(values)
+
+
+@functools.cache
+def form_pdf(candidate: int, blank: tuple[str, ...] = ()) -> bytes:
+    return corpus_build.soffice_convert({"form.docx": form_docx(candidate, blank)}, "pdf")["form.docx"]
+
+
+def docx_for(case: Case) -> bytes:
+    return form_docx(case.candidate, case.blank_opinions)
+
+
+@functools.cache
+def build(case: Case) -> dict[str, bytes]:
+    """{file name: bytes}: the form's two pages as the county would attach them."""
+    pdf = form_pdf(case.candidate, case.blank_opinions)
+    pages = [_stamped(page, boxes, case) for page, boxes in zip(_rendered(pdf, case.dpi), _opinion_boxes(pdf))]
+    pages = [_degraded(page, case, i) for i, page in enumerate(pages)]
+    name = samples.SAMPLE_CANDIDATES[case.candidate]["name"]
+    if case.pdf:
+        out = io.BytesIO()
+        pages[0].save(out, "PDF", resolution=case.dpi, save_all=True, append_images=pages[1:])
+        return {f"{name}推荐表（盖章）.pdf": out.getvalue()}
+    ext = "png" if not case.quality else "jpg"
+    return {f"{name}推荐表第{i + 1}页.{ext}": _encoded(page, case) for i, page in enumerate(pages)}
+
+
+def _rendered(pdf: bytes, dpi: int) -> list[Image.Image]:
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "in.pdf").write_bytes(pdf)
+        subprocess.run(["pdftoppm", "-png", "-r", str(dpi), str(Path(tmp, "in.pdf")), str(Path(tmp, "p"))],
+                       check=True, capture_output=True)
+        return [Image.open(p).convert("RGB") for p in sorted(Path(tmp).glob("p-*.png"))]
+
+
+def _opinion_boxes(pdf: bytes) -> list[dict[str, tuple[float, float, float, float]]]:
+    """Per page, each opinion box's value cell (x0, top, x1, bottom) in points."""
+    out = []
+    with pdfplumber.open(io.BytesIO(pdf)) as doc:
+        for page in doc.pages:
+            text_lines = page.extract_words()
+            cells = [c for t in page.find_tables() for c in t.cells]
+            boxes = {}
+            for key, word in OPINION_WORDS.items():
+                hit = next((w for w in text_lines if w["text"].startswith(word) and w["x0"] < 120), None)
+                if hit is None:
+                    continue
+                row = [c for c in cells if c[1] <= hit["top"] + 1 and hit["bottom"] - 1 <= c[3]]
+                value = max(row, key=lambda c: c[0])
+                boxes[key] = value
+            out.append(boxes)
+    return out
+
+
+def _stamped(page: Image.Image, boxes: dict, case: Case) -> Image.Image:
+    for key in case.seals:
+        if key in boxes:
+            x0, top, x1, bottom = boxes[key]
+            scale = case.dpi / 72
+            # where clerks press it: over the （盖章） and date, right of the box's middle
+            cx, cy = (x0 + (x1 - x0) * 0.72) * scale, (top + (bottom - top) * 0.45) * scale
+            page = draw_seal(page, cx, cy, case.dpi)
+    return page
+
+
+def draw_seal(page: Image.Image, cx: float, cy: float, dpi: int, mm: float = SEAL_MM) -> Image.Image:
+    """A red seal impression, half transparent like stamp ink: a ring, a star, and strokes
+    along an arc standing for the unit's name."""
+    r = mm / 25.4 * dpi / 2
+    overlay = Image.new("RGBA", page.size, (0, 0, 0, 0))
+    d = ImageDraw.Draw(overlay)
+    ink = (*SEAL_RED, 185)
+    width = max(2, int(r * 0.07))
+    d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=ink, width=width)
+    star = [(cx + r * 0.28 * math.cos(math.radians(-90 + 36 * i)) * (1 if i % 2 == 0 else 0.4),
+             cy + r * 0.28 * math.sin(math.radians(-90 + 36 * i)) * (1 if i % 2 == 0 else 0.4))
+            for i in range(10)]
+    d.polygon(star, fill=ink)
+    for i in range(14):   # the unit's name, from 8 o'clock over the top to 4 o'clock
+        a = math.radians(160 + i * 220 / 13)
+        ca, sa = math.cos(a), math.sin(a)
+        px, py = cx + r * 0.72 * ca, cy + r * 0.72 * sa
+        s = r * 0.1
+        d.rectangle([px - s, py - s, px + s, py + s], fill=ink)
+    d.line([cx - r * 0.4, cy + r * 0.5, cx + r * 0.4, cy + r * 0.5], fill=ink, width=width)
+    return Image.alpha_composite(page.convert("RGBA"), overlay).convert("RGB")
+
+
+def _degraded(page: Image.Image, case: Case, index: int) -> Image.Image:
+    if case.angle:
+        page = page.rotate(case.angle, resample=Image.BICUBIC, expand=True, fillcolor="white")
+    if case.photo:
+        page = _photographed(page, index)
+    if case.turn:
+        page = page.rotate(-case.turn, expand=True)   # PIL turns counter-clockwise
+    if case.noise:
+        rng = np.random.default_rng(index + 7)
+        a = np.asarray(page, dtype=np.float32)
+        a += rng.normal(0, case.noise, a.shape[:2])[..., None]
+        page = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    return page
+
+
+def _photographed(page: Image.Image, index: int) -> Image.Image:
+    """The page on a grey desk, shot from above and a little to the side: a trapezoid, and
+    darker towards one corner."""
+    w, h = page.size
+    pad = int(w * 0.08)
+    desk = Image.new("RGB", (w + 2 * pad, h + 2 * pad), (96, 92, 88))
+    desk.paste(page, (pad, pad))
+    W, H = desk.size
+    # where the page's corners land in the photo (tl, tr, br, bl)
+    shift = 0.05 if index % 2 == 0 else -0.04
+    quad = [(pad + w * 0.06, pad + h * 0.02), (pad + w * (0.96 + shift / 2), pad + h * 0.05),
+            (pad + w * 1.0, pad + h * 0.98), (pad - w * 0.01, pad + h * (0.97 - shift))]
+    src = [(pad, pad), (pad + w, pad), (pad + w, pad + h), (pad, pad + h)]
+    photo = desk.transform(desk.size, Image.PERSPECTIVE, _coefficients(quad, src), Image.BICUBIC,
+                           fillcolor=(96, 92, 88))
+    shade = np.linspace(1.0, 0.82, W)[None, :, None] * np.linspace(1.0, 0.9, H)[:, None, None]
+    return Image.fromarray((np.asarray(photo, dtype=np.float32) * shade).astype(np.uint8))
+
+
+def _coefficients(dst, src) -> list[float]:
+    """PIL's PERSPECTIVE data: for each output pixel (in dst) the input pixel (in src)."""
+    rows = []
+    for (x, y), (u, v) in zip(dst, src):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+    b = np.array([c for pair in src for c in pair], dtype=np.float64)
+    return np.linalg.solve(np.array(rows, dtype=np.float64), b).tolist()
+
+
+def _encoded(page: Image.Image, case: Case) -> bytes:
+    out = io.BytesIO()
+    if case.quality:
+        page.save(out, "JPEG", quality=case.quality)
+    else:
+        page.save(out, "PNG")
+    return out.getvalue()
