@@ -47,6 +47,7 @@ class Document:
     scan: bool = False             # an image, or a PDF whose pages carry no text
     pages: list | None = None      # a scan's pages as OCR read them (None: not read)
     unread: list[str] | None = None   # a scanned form's required fields read without confidence
+    seal_file: str = ""            # the scan whose seals this form's `seals` come from
 
 
 @dataclass
@@ -217,4 +218,5 @@ def _scan_group(group: list[tuple[Document, list]]) -> list[Document]:
     first = group[0][0]
     name = "、".join(dict.fromkeys(doc.file for doc, _ in group))
     return [Document(name, "form", first.data, form=scanned.record, format="scan", scan=True,
-                     pages=[p for _, pages in group for p in pages], unread=scanned.unread)]
+                     pages=[p for _, pages in group for p in pages], unread=scanned.unread,
+                     seal_file=name)]

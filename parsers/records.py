@@ -64,8 +64,6 @@ class FormRecord:
         out = {k: getattr(self, k) for k in FORM_FIELDS}
         out["opinions"] = dict(self.opinions)
         out["photo"] = self.photo
-        out["source"] = self.source
-        out["seals"] = dict(self.seals)
         return out
 
 

@@ -196,15 +196,20 @@ def _flattened_table(rgb: np.ndarray) -> np.ndarray:
 
 
 def _table_quad(ink: np.ndarray) -> np.ndarray | None:
-    """The corners (tl, tr, br, bl) of the largest ruled outline, if it is most of the page wide."""
-    lines = _grid(ink, ink.shape[1] // 25)
-    contours, _ = cv2.findContours(lines, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
+    """The corners (tl, tr, br, bl) of the form's table: its ruling lines all touch, so it is
+    one connected stroke of ink, however the page is skewed or seen in perspective. Of the
+    big strokes the innermost is taken: a photo's page edge can make a larger ring round it."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if count < 2:
         return None
-    outline = max(contours, key=cv2.contourArea)
-    if cv2.boundingRect(outline)[2] < ink.shape[1] * 0.4:
+    areas = stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT]
+    wide = [i + 1 for i in range(count - 1) if stats[i + 1, cv2.CC_STAT_WIDTH] >= ink.shape[1] * 0.4
+            and areas[i] >= areas.max() * 0.3]
+    if not wide:
         return None
-    hull = cv2.convexHull(outline)
+    table = min(wide, key=lambda i: areas[i - 1])
+    points = cv2.findNonZero((labels == table).astype(np.uint8))
+    hull = cv2.convexHull(points)
     approx = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True).reshape(-1, 2)
     points = approx if len(approx) == 4 else cv2.boxPoints(cv2.minAreaRect(hull))
     return _ordered(np.float32(points))

@@ -15,7 +15,9 @@ from outbox.transports import transport_for
 from outbox.wording import describe
 from pipeline.exports import roster_xlsx
 from pipeline.roster import CountyRow, in_county_order, latest_problems, roster_as_of, rows_for
+from pipeline.rules import ACTIVE_STATUSES, missing_seals
 from pipeline.settings import Settings
+from parsers.records import FIELD_LABELS
 
 DIGEST_KIND = "digest"
 URGENT_DAYS = 7          # fewer days left than this before the deadline: shown in red
@@ -85,6 +87,15 @@ class FailedReply:
 
 
 @dataclass
+class Unsealed:
+    """A candidate holding a place for whom no scan has shown the seals the notice requires."""
+    county: str
+    name: str
+    missing: str             # "推荐单位意见、纪检监察部门意见"
+    scanned: bool            # a scan came, without those seals (else only a text version came)
+
+
+@dataclass
 class DigestFigures:
     date: dt.date
     cutoff: dt.datetime                   # what arrived up to this moment is counted
@@ -99,6 +110,7 @@ class DigestFigures:
     problems: list[OpenProblem]
     unknown_senders: list[UnknownSender]
     failed_replies: list[FailedReply]
+    unsealed: list[Unsealed] = field(default_factory=list)
 
     @property
     def urgent(self) -> bool:
@@ -135,6 +147,7 @@ def build_figures(store, settings: Settings, date: dt.date, now: dt.datetime) ->
         problems=_open_problems(candidates),
         unknown_senders=_unknown_senders(submissions, settings),
         failed_replies=_failed_replies(store.outbox.all(), settings),
+        unsealed=_unsealed(candidates),
     )
 
 
@@ -183,6 +196,16 @@ def _open_problems(candidates: list[dict]) -> list[OpenProblem]:
         open_.append(OpenProblem(cand["county"], cand["name"], cand["status"],
                                  versions[-1].get("received_at", ""), sentences))
     return open_
+
+
+def _unsealed(candidates: list[dict]) -> list[Unsealed]:
+    out = []
+    for cand in candidates:
+        missing = missing_seals(cand.get("seals"))
+        if cand["status"] in ACTIVE_STATUSES and missing:
+            out.append(Unsealed(cand["county"], cand["name"], "、".join(FIELD_LABELS[k] for k in missing),
+                                bool(cand.get("seal_file"))))
+    return out
 
 
 def _unknown_senders(submissions: list[dict], settings: Settings) -> list[UnknownSender]:
