@@ -11,6 +11,7 @@ holds it.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from io import BytesIO
 
@@ -21,6 +22,7 @@ from PIL import Image, ImageOps
 from parsers import ocr, seals
 from parsers.errors import NotAForm, UnreadableFile
 from parsers.form_fields import Rows, form_from_tables, match_label
+from parsers.normalize import clean_text
 from parsers.records import FORM_FIELDS, OPINION_KEYS, FormRecord
 
 MAX_PAGES = 6                  # a form is two pages; a longer scan is some other document
@@ -35,6 +37,8 @@ UNREAD = "\u25a1"              # stands for each character of an untrusted line:
 OCR_MEMORY = 2 << 30
 OCR_CPU_SECONDS = 120
 OCR_WALL_SECONDS = 240
+
+_DATE_REMNANT = re.compile(r"(?<![\d〇零一二三四五六七八九十])\s*年?\s*月\s*日\s*$")
 
 TOO_BIG = "图片尺寸过大，无法处理"
 CORRUPT = "图片已损坏，无法打开"
@@ -73,10 +77,12 @@ def form_from_pages(pages: list[ScanPage]) -> ScanForm:
             setattr(record, name, "")
             unread.append(name)
     for key, text in record.opinions.items():
-        if UNREAD in text:
-            record.opinions[key] = text.replace(UNREAD, "")
-            if not record.opinions[key] and not record.seals[key]:
-                unread.append(key)
+        # The printed date template partly hidden by the seal ("月 日" without its 年) and
+        # marks left where the seal's ink hid a line are not the opinion.
+        cleaned = clean_text(_DATE_REMNANT.sub("", text.replace(UNREAD, "")))
+        if UNREAD in text and not cleaned and not record.seals[key]:
+            unread.append(key)
+        record.opinions[key] = cleaned
     return ScanForm(record, record.seals, unread)
 
 

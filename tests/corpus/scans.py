@@ -61,8 +61,11 @@ CASES = (
     Case("150dpi-jpg65-noise-skew+1.5", 3, ("member_unit",), quality=65, noise=6, angle=1.5),
     Case("200dpi-jpg60-turned270-noise", 0, BOTH, dpi=200, quality=60, turn=270, noise=5),
 )
-SAMPLE = tuple(c for c in CASES if c.name in (
-    "150dpi-jpg85", "150dpi-jpg80-turned90", "phone-photo", "200dpi-jpg85-seal-signs-blank-box"))
+_BY_NAME = {c.name: c for c in CASES}
+# What CI reads through the real poll (OCR is slow on shared cores): a scan, a phone photo, a
+# seal signing a box left blank, and a page on its side.
+SAMPLE = tuple(_BY_NAME[n] for n in (
+    "150dpi-jpg85", "phone-photo", "200dpi-jpg85-seal-signs-blank-box", "150dpi-jpg80-turned90"))
 
 
 def fields(case: Case) -> dict:
@@ -215,3 +218,67 @@ def _encoded(page: Image.Image, case: Case) -> bytes:
     else:
         page.save(out, "PNG")
     return out.getvalue()
+
+
+# ---- what a scan must read as ---------------------------------------------------------------
+
+# The required fields compared exactly (deeds, a long text, are compared apart: see deeds_match).
+EXACT_FIELDS = ("name", "sex", "birth", "ethnicity", "native_place", "political_status",
+                "employer_post", "home_address", "phone")
+
+
+@functools.cache
+def expected(case: Case) -> dict:
+    """What the scan must read as: the .docx it was printed from, read by intake's own parser."""
+    from parsers.docx_form import parse_form
+
+    return parse_form(docx_for(case)).fields()
+
+
+def _plain(text: str) -> str:
+    """Spacing aside: OCR does not see the space a clerk typed between 单位 and 职务."""
+    return "".join((text or "").split())
+
+
+def wrong_fields(case: Case, candidate: dict) -> list[str]:
+    """The EXACT_FIELDS a candidate read from the scan got wrong."""
+    want = expected(case)
+    return [k for k in EXACT_FIELDS if _plain(candidate.get(k)) != _plain(want[k])]
+
+
+def deeds_match(case: Case, candidate: dict) -> bool:
+    """The deeds' first sentence, read character for character (punctuation's width aside)."""
+    import unicodedata
+
+    def first(text: str) -> str:
+        return unicodedata.normalize("NFKC", _plain(text)).split("。")[0].replace("“", '"').replace("”", '"')
+
+    return bool(candidate.get("deeds")) and first(candidate["deeds"]) == first(expected(case)["deeds"])
+
+
+def blotted(case: Case, key: str = "phone") -> dict[str, bytes]:
+    """The case's files with one value on page 1 scribbled over, as a smudged copy would have it."""
+    files = dict(build(case))
+    first_name = next(iter(files))
+    page = Image.open(io.BytesIO(files[first_name])).convert("RGB")
+    box = _value_box(form_pdf(case.candidate, case.blank_opinions), "联系电话" if key == "phone" else key)
+    scale = case.dpi / 72
+    x0, top, x1, bottom = (v * scale for v in box)
+    d = ImageDraw.Draw(page)
+    rng = np.random.default_rng(3)
+    for _ in range(60):   # dense pen strokes over the digits
+        xa, xb = rng.uniform(x0, x1, 2)
+        d.line([(xa, top + 4), (xb, bottom - 4)], fill=(30, 30, 30), width=3)
+    out = io.BytesIO()
+    page.save(out, "JPEG", quality=85)
+    files[first_name] = out.getvalue()
+    return files
+
+
+def _value_box(pdf: bytes, label: str) -> tuple[float, float, float, float]:
+    with pdfplumber.open(io.BytesIO(pdf)) as doc:
+        page = doc.pages[0]
+        word = next(w for w in page.extract_words() if w["text"].startswith(label))
+        cells = [c for t in page.find_tables() for c in t.cells]
+        row = [c for c in cells if c[1] <= word["top"] + 1 and word["bottom"] - 1 <= c[3] and c[0] > word["x1"]]
+        return min(row, key=lambda c: c[0])
