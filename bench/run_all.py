@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench [--quick] [--only backlog,memory] [--markdown]
 
-Runs bench/parsers.py, store_growth.py, backlog.py, idle_latency.py and memory.py one after
+Runs bench/parsers.py, store_growth.py, backlog.py, idle_latency.py, memory.py and ocr.py one after
 another (each prints its own details as it goes), then the summary with PASS/MISS for each
 target and the machine it ran on. --quick runs fewer samples (a few minutes less; the backlog
 is 200 emails instead of 500). Exit status 1 when a target is missed.
@@ -29,6 +29,7 @@ BENCHES = {   # name → (arguments, arguments with --quick)
     "backlog": ([], ["--messages", "200"]),
     "idle_latency": ([], ["--samples", "15"]),
     "memory": ([], []),
+    "ocr": ([], ["--only", "150dpi-jpg85,phone-photo,150dpi-jpg80-turned90"]),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from parsers import archives, ocr, scan_form
+from parsers import archives, ocr
 from parsers.archives import Budget
 from parsers.convert import to_docx
 from parsers.docx_form import parse_form
@@ -180,6 +180,8 @@ def _read_scan(doc: Document) -> Document:
     be read stays what it was before OCR: evidence, or the candidate's photo."""
     if not ocr.available():   # loads the models here, before the sandbox forks
         return doc
+    from parsers import scan_form   # OpenCV and numpy: only with the [ocr] extra
+
     try:
         doc.pages = run_limited(scan_form.read_scan_pages, doc.data, doc.format,
                                 **scan_form.sandbox_limits(doc.data, doc.format))
@@ -192,6 +194,10 @@ def _scanned_forms(docs: list[Document]) -> list[Document]:
     """Scanned pages that hold a form, as form Documents: a page with the 姓名 row starts a
     form, and the pages after it (the form's page 2, as another picture or PDF page) continue
     it. Pages that hold no form stay images."""
+    if not any(doc.pages for doc in docs):
+        return docs
+    from parsers import scan_form
+
     out: list[Document] = []
     group: list[tuple[Document, list]] = []
     for doc in docs + [None]:
@@ -211,6 +217,10 @@ def _scanned_forms(docs: list[Document]) -> list[Document]:
 def _scan_group(group: list[tuple[Document, list]]) -> list[Document]:
     if not group:
         return []
+    from parsers import scan_form
+
+    if not scan_form.starts_form(group[0][1][0]):   # a form's page 2 alone: evidence only
+        return [doc for doc, _ in group]
     try:
         scanned = scan_form.form_from_pages([page for _, pages in group for page in pages])
     except NotAForm:

@@ -13,8 +13,6 @@ import functools
 import logging
 from dataclasses import dataclass
 
-import numpy as np
-
 log = logging.getLogger("intake.ocr")
 
 DET_MAX_SIDE = 1280      # the text detector sees the page at most this large (speed; 150 dpi text stays ≥ 14 px)
@@ -65,7 +63,7 @@ def read_boxes(image) -> tuple[list[TextBox], bool]:
         return [], False
     flipped = _upside_down(eng, eng.get_crop_img_list(image, found[:40]))
     if flipped:
-        image = np.ascontiguousarray(image[::-1, ::-1])
+        image = image[::-1, ::-1].copy()
         found, _ = eng.text_det(image)
         if found is None or not len(found):
             return [], True

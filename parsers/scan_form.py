@@ -210,7 +210,7 @@ def _table_quad(ink: np.ndarray) -> np.ndarray | None:
         return None
     areas = stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT]
     wide = [i + 1 for i in range(count - 1) if stats[i + 1, cv2.CC_STAT_WIDTH] >= ink.shape[1] * 0.4
-            and areas[i] >= areas.max() * 0.3]
+            and areas[i] >= areas.max() * 0.08]
     if not wide:
         return None
     table = min(wide, key=lambda i: areas[i - 1])

@@ -42,6 +42,7 @@ class Case:
     photo: bool = False          # a phone photo: perspective, shading, desk around the page
     pdf: bool = False            # the pages as one scanned PDF instead of two pictures
     blank_opinions: tuple[str, ...] = ()   # boxes left without typed text (a seal may sign them)
+    person: str = ""             # the candidate's name, when not the sample's (one per case)
 
 
 BOTH = ("recommender", "discipline")
@@ -52,14 +53,14 @@ CASES = (
     Case("200dpi-png", 1, ALL, dpi=200, quality=0),
     Case("150dpi-jpg60-noise", 2, ("recommender",), quality=60, noise=8),
     Case("200dpi-jpg90-skew+3", 3, BOTH, dpi=200, quality=90, angle=3),
-    Case("150dpi-jpg75-skew-3", 0, ("discipline", "approval"), quality=75, angle=-3),
-    Case("150dpi-jpg80-turned90", 1, BOTH, quality=80, turn=90),
-    Case("200dpi-jpg70-upside-down", 2, (), dpi=200, quality=70, turn=180),
-    Case("phone-photo", 3, BOTH, dpi=200, quality=80, photo=True),
-    Case("150dpi-scanned-pdf", 0, ALL, pdf=True),
-    Case("200dpi-jpg85-seal-signs-blank-box", 1, BOTH, dpi=200, blank_opinions=("discipline",)),
-    Case("150dpi-jpg65-noise-skew+1.5", 3, ("member_unit",), quality=65, noise=6, angle=1.5),
-    Case("200dpi-jpg60-turned270-noise", 0, BOTH, dpi=200, quality=60, turn=270, noise=5),
+    Case("150dpi-jpg75-skew-3", 0, ("discipline", "approval"), quality=75, angle=-3, person="孙七"),
+    Case("150dpi-jpg80-turned90", 1, BOTH, quality=80, turn=90, person="周八"),
+    Case("200dpi-jpg70-upside-down", 2, (), dpi=200, quality=70, turn=180, person="吴九"),
+    Case("phone-photo", 3, BOTH, dpi=200, quality=80, photo=True, person="郑十"),
+    Case("150dpi-scanned-pdf", 0, ALL, pdf=True, person="钱一"),
+    Case("200dpi-jpg85-seal-signs-blank-box", 1, BOTH, dpi=200, blank_opinions=("discipline",), person="冯二"),
+    Case("150dpi-jpg65-noise-skew+1.5", 3, ("member_unit",), quality=65, noise=6, angle=1.5, person="陈三"),
+    Case("200dpi-jpg60-turned270-noise", 0, BOTH, dpi=200, quality=60, turn=270, noise=5, person="褚四"),
 )
 _BY_NAME = {c.name: c for c in CASES}
 # What CI reads through the real poll (OCR is slow on shared cores): a scan, a phone photo, a
@@ -68,36 +69,42 @@ SAMPLE = tuple(_BY_NAME[n] for n in (
     "150dpi-jpg85", "phone-photo", "200dpi-jpg85-seal-signs-blank-box", "150dpi-jpg80-turned90"))
 
 
-def fields(case: Case) -> dict:
-    values = dict(samples.SAMPLE_CANDIDATES[case.candidate])
-    values["opinions"] = {**samples.SAMPLE_CANDIDATE["opinions"],
-                          **{k: "" for k in case.blank_opinions}}
-    return values
-
-
 @functools.cache
-def form_docx(case_candidate: int, blank: tuple[str, ...] = ()) -> bytes:
-    values = dict(samples.SAMPLE_CANDIDATES[case_candidate])
+def form_docx(candidate: int, blank: tuple[str, ...] = (), person: str = "") -> bytes:
+    values = dict(samples.SAMPLE_CANDIDATES[candidate])
     values["opinions"] = {**samples.SAMPLE_CANDIDATE["opinions"], **{k: "" for k in blank}}
+    if person:
+        values["name"] = person
     return two_table_form.build(values)
 
 
+def form_pdf(case: Case) -> bytes:
+    return _all_pdfs()[_key(case)]
+
+
+def _key(case: Case) -> tuple:
+    return case.candidate, case.blank_opinions, case.person
+
+
 @functools.cache
-def form_pdf(candidate: int, blank: tuple[str, ...] = ()) -> bytes:
-    return corpus_build.soffice_convert({"form.docx": form_docx(candidate, blank)}, "pdf")["form.docx"]
+def _all_pdfs() -> dict[tuple, bytes]:
+    """Every form of the corpus exported to PDF in one LibreOffice call."""
+    keys = list(dict.fromkeys(_key(c) for c in CASES))
+    pdfs = corpus_build.soffice_convert({f"form{i}.docx": form_docx(*k) for i, k in enumerate(keys)}, "pdf")
+    return {k: pdfs[f"form{i}.docx"] for i, k in enumerate(keys)}
 
 
 def docx_for(case: Case) -> bytes:
-    return form_docx(case.candidate, case.blank_opinions)
+    return form_docx(*_key(case))
 
 
 @functools.cache
 def build(case: Case) -> dict[str, bytes]:
     """{file name: bytes}: the form's two pages as the county would attach them."""
-    pdf = form_pdf(case.candidate, case.blank_opinions)
+    pdf = form_pdf(case)
     pages = [_stamped(page, boxes, case) for page, boxes in zip(_rendered(pdf, case.dpi), _opinion_boxes(pdf))]
     pages = [_degraded(page, case, i) for i, page in enumerate(pages)]
-    name = samples.SAMPLE_CANDIDATES[case.candidate]["name"]
+    name = case.person or samples.SAMPLE_CANDIDATES[case.candidate]["name"]
     if case.pdf:
         out = io.BytesIO()
         pages[0].save(out, "PDF", resolution=case.dpi, save_all=True, append_images=pages[1:])
@@ -261,7 +268,7 @@ def blotted(case: Case, key: str = "phone") -> dict[str, bytes]:
     files = dict(build(case))
     first_name = next(iter(files))
     page = Image.open(io.BytesIO(files[first_name])).convert("RGB")
-    box = _value_box(form_pdf(case.candidate, case.blank_opinions), "联系电话" if key == "phone" else key)
+    box = _value_box(form_pdf(case), "联系电话" if key == "phone" else key)
     scale = case.dpi / 72
     x0, top, x1, bottom = (v * scale for v in box)
     d = ImageDraw.Draw(page)

@@ -62,3 +62,13 @@ def test_a_value_read_without_confidence_is_never_kept_in_part():
     assert form.record.phone == ""
     assert form.record.name == "张三" and form.record.source == "scan"
     assert form.seals == {"recommender": True, "discipline": False, "member_unit": False, "approval": False}
+
+
+def test_without_the_ocr_extra_a_scan_is_evidence_only_as_before(monkeypatch):
+    from parsers import attachments, ocr as ocr_module
+    from parsers.records import Attachment
+
+    monkeypatch.setattr(ocr_module, "available", lambda: False)
+    data = list(scans.build(scans.SAMPLE[0]).values())[0]
+    [doc] = attachments.read_attachments([Attachment("扫描件.jpg", "image/jpeg", data)])
+    assert (doc.kind, doc.scan, doc.pages) == ("image", True, None)
