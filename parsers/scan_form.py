@@ -4,8 +4,8 @@ Each page: decoded under limits; turned upright (a landscape picture of the port
 turned a quarter, an upside-down one half — the text-direction classifier decides); the form's
 table is found as the largest ruled outline and warped flat (this straightens a scan fed in
 askew and a phone photo's perspective alike) at a fixed scale; its cells come from the ruling
-lines; seals are found in the red ink, which is then removed; the text is read once and each
-line goes to the cell holding its centre. The rows of cell texts go through the same label
+lines; seals are found in the red ink, and the text — read once, from the red channel alone,
+in which red ink fades to paper — goes line by line to the cell holding its centre. The rows of cell texts go through the same label
 logic as .docx and PDF (parsers/form_fields.py); a seal belongs to the opinion box whose row
 holds it.
 """
@@ -27,6 +27,7 @@ from parsers.records import FORM_FIELDS, OPINION_KEYS, FormRecord
 
 MAX_PAGES = 6                  # a form is two pages; a longer scan is some other document
 MAX_PIXELS = 40_000_000        # a 48-megapixel phone photo is still read (it is scaled down first)
+MAX_SIDE = 3000               # pixels: pages are scaled down to this before anything else
 WORK_DPI = 150                 # the table is warped to this scale before reading
 TABLE_WIDTH_MM = 170           # the form's table across an A4 page with 2 cm margins
 LOW_CONFIDENCE = 0.80          # a text line the recogniser is less sure of is not trusted
@@ -48,7 +49,6 @@ CORRUPT = "图片已损坏，无法打开"
 class ScanPage:
     rows: Rows
     seals: set[str] = field(default_factory=set)     # opinion keys holding a seal
-    confidence: float = 1.0                          # the weakest text line's score
     photo: bool = False                              # a picture fills a cell of the 姓名 row
 
 
@@ -132,9 +132,16 @@ def _pdf_pages(data: bytes) -> list[np.ndarray]:
     try:
         if len(pdf) > MAX_PAGES:
             raise NotAForm("扫描件页数过多")
-        return [np.asarray(pdf[i].render(scale=200 / 72).to_pil().convert("RGB")) for i in range(len(pdf))]
+        return [np.asarray(_rendered(pdf[i]).convert("RGB")) for i in range(len(pdf))]
     finally:
         pdf.close()
+
+
+def _rendered(page):
+    """A scanned PDF page at 200 dpi, or smaller when its long side would pass MAX_SIDE."""
+    width, height = page.get_size()   # points
+    scale = min(200 / 72, MAX_SIDE / max(width, height, 1))
+    return page.render(scale=scale).to_pil()
 
 
 # ---- one page ------------------------------------------------------------------------------
@@ -148,14 +155,13 @@ def read_page(rgb: np.ndarray) -> ScanPage:
     page_seals = seals.find_seals(table, WORK_DPI)
     rows, where = _rows(_cells(clean), boxes)
     keys = {_opinion_of(rows, where, s.x, s.y) for s in page_seals}
-    return ScanPage(rows, {k for k in keys if k}, min((b.score for b in boxes), default=1.0),
-                    _has_photo(clean, rows, where))
+    return ScanPage(rows, {k for k in keys if k}, _has_photo(clean, rows, where))
 
 
 def _shrunk(rgb: np.ndarray) -> np.ndarray:
-    """No side longer than 3,000 px: a phone photo needs no more to be read."""
+    """No side longer than MAX_SIDE: a phone photo needs no more to be read."""
     h, w = rgb.shape[:2]
-    scale = 3000 / max(h, w)
+    scale = MAX_SIDE / max(h, w)
     if scale >= 1:
         return rgb
     return cv2.resize(rgb, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
