@@ -27,6 +27,7 @@ from parsers.records import FORM_FIELDS, OPINION_KEYS, FormRecord
 
 MAX_PAGES = 6                  # a form is two pages; a longer scan is some other document
 MAX_PIXELS = 40_000_000        # a 48-megapixel phone photo is still read (it is scaled down first)
+MIN_SIDE = 500                # pixels: a form page even at 60 dpi is wider than this
 MAX_SIDE = 3000               # pixels: pages are scaled down to this before anything else
 WORK_DPI = 150                 # the table is warped to this scale before reading
 TABLE_WIDTH_MM = 170           # the form's table across an A4 page with 2 cm margins
@@ -147,7 +148,15 @@ def _rendered(page):
 # ---- one page ------------------------------------------------------------------------------
 
 def read_page(rgb: np.ndarray) -> ScanPage:
-    table = _flattened_table(_upright(_shrunk(rgb)))
+    """One page read. A picture too small to be a page, or with no ruled table (a photo, a
+    logo, a certificate), is not read at all: it holds no form."""
+    if min(rgb.shape[:2]) < MIN_SIDE:
+        return ScanPage([])
+    page = _upright(_shrunk(rgb))
+    quad = _table_quad(_ink(page))
+    if quad is None:
+        return ScanPage([])
+    table = _flattened_table(page, quad)
     clean = seals.without_red(table)
     boxes, flipped = ocr.read_boxes(clean)
     if flipped:   # the page came upside down: its table was flattened as it lay
@@ -176,24 +185,14 @@ def _upright(rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _scaled(rgb: np.ndarray, side: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    scale = side / max(h, w)
-    return cv2.resize(rgb, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
-
-
 def _ink(rgb: np.ndarray) -> np.ndarray:
     gray = np.ascontiguousarray(seals.without_red(rgb)[:, :, 0])
     return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 15)
 
 
-def _flattened_table(rgb: np.ndarray) -> np.ndarray:
-    """The page warped so that the form's table is an upright rectangle at WORK_DPI, with a
-    margin around it (seals overhang the table's edge). The page as it is, scaled, when no
-    table is found."""
-    quad = _table_quad(_ink(rgb))
-    if quad is None:
-        return _scaled(rgb, int(297 / 25.4 * WORK_DPI))
+def _flattened_table(rgb: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """The page warped so that the form's table (its corners `quad`) is an upright rectangle
+    at WORK_DPI, with a margin around it (seals overhang the table's edge)."""
     tl, tr, br, bl = quad
     width_px = (np.linalg.norm(tr - tl) + np.linalg.norm(br - bl)) / 2
     height_px = (np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2
