@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench [--quick] [--only backlog,memory] [--markdown]
 
-Runs bench/parsers.py, store_growth.py, backlog.py, idle_latency.py and memory.py one after
+Runs bench/parsers.py, store_growth.py, backlog.py, idle_latency.py, memory.py and ocr.py one after
 another (each prints its own details as it goes), then the summary with PASS/MISS for each
 target and the machine it ran on. --quick runs fewer samples (the backlog is 200 emails instead
 of 500; the store growth uses stores of 100 and 2,000 emails and a 1,000-email pass, so its
@@ -31,6 +31,7 @@ BENCHES = {   # name → (arguments, arguments with --quick)
     "backlog": ([], ["--messages", "200"]),
     "idle_latency": ([], ["--samples", "15"]),
     "memory": ([], []),
+    "ocr": ([], ["--only", "150dpi-jpg85,phone-photo,150dpi-jpg80-turned90"]),
 }
 
 

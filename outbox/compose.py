@@ -174,7 +174,29 @@ def _form_view(form: FormOutcome) -> dict:
     rows.append(("照片", "有" if form.fields.get("photo") else "无"))
     return {"file": form.file, "name": form.name or "（未填写姓名）",
             "status_word": STATUS_WORDS.get(form.status, form.status), "status": form.status,
-            "sentences": [describe(p) for p in form.problems], "rows": rows}
+            "sentences": [describe(p) for p in form.problems], "rows": rows,
+            "scan": form.fields.get("source") == "scan", "scan_rows": _scan_rows(form.fields),
+            "seals": _seal_words(form.fields.get("seals") or {})}
+
+
+# What a county is shown of a form read from its scan, to check against the paper.
+SCAN_ROWS = ("name", "sex", "birth", "ethnicity", "political_status", "employer_post", "phone")
+
+
+def _scan_rows(fields: dict) -> list[tuple[str, str]]:
+    rows = [(FIELD_LABELS[k], fields.get(k, "")) for k in SCAN_ROWS]
+    deeds = (fields.get("deeds") or "").strip()
+    rows.append(("主要事迹（首行）", deeds.split("\n", 1)[0][:60]))
+    return rows
+
+
+def _seal_words(seals: dict) -> str:
+    """"推荐单位意见、纪检监察部门意见栏已盖章；成员单位意见、审批意见栏未见印章"."""
+    stamped = [FIELD_LABELS[k] for k in OPINION_KEYS if seals.get(k)]
+    bare = [FIELD_LABELS[k] for k in OPINION_KEYS if not seals.get(k)]
+    parts = [f"{'、'.join(stamped)}栏已盖章"] if stamped else []
+    parts += [f"{'、'.join(bare)}栏未见印章"] if bare else []
+    return "；".join(parts)
 
 
 def _report_view(report: ReportOutcome) -> dict:

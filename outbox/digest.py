@@ -99,6 +99,9 @@ def digest_view(f) -> dict:
                  "status_word": STATUS_WORDS.get(n.status, n.status),
                  "names": "、".join(n.names) or "—"} for n in f.new],
         "problem_groups": _problem_groups(f.problems),
+        "unsealed": [{"county": u.county, "name": u.name,
+                      "note": f"扫描件中{u.missing}栏未见印章" if u.scanned else "尚未收到盖章扫描件"}
+                     for u in getattr(f, "unsealed", [])],
         "unknown": [{"address": u.address, "emails": u.emails, "when": _when(u.last_received),
                      "subject": u.last_subject or "（无主题）"} for u in f.unknown_senders],
         "failed": [{"to": r.to, "subject": r.subject, "kind": KIND_WORDS.get(r.kind, r.kind),

@@ -65,8 +65,14 @@ _SENTENCES = {
         f"附件《{c['file']}》无法打开（{c.get('reason', '文件已损坏')}）。"
         f"请检查文件后重新发送，推荐表请使用 Word 另存为 .docx 格式。"),
     "scanned-only": lambda c: (
+        f"附件《{c['file']}》为扫描件，系统已识别其中的文字，但“{c['unread']}”无法准确识别（或未填写）。"
+        f"请发送推荐表的 Word（.docx）版本（盖章扫描件可一并附上），或重新扫描清晰的盖章件后发送。"
+        if c.get("unread") else
         f"附件《{c['file']}》为扫描件或图片，系统无法读取其中的文字。"
         f"请同时发送推荐表的 Word（.docx）版本，盖章扫描件可一并附上。"),
+    "missing-seal:*": lambda c: (
+        f"附件《{c['file']}》中“{c['label']}”一栏未见公章。推荐表须经签署意见并盖章，"
+        f"请发送盖章后的推荐表扫描件。"),
     "missing-field:*": lambda c: (
         f"附件《{c['file']}》中“{c['label']}”一栏为空，请填写后重新发送。"),
     "invalid-field:sex": lambda c: (

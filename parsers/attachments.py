@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from parsers import archives
+from parsers import archives, ocr
 from parsers.archives import Budget
 from parsers.convert import to_docx, to_xlsx
 from parsers.docx_form import parse_forms
@@ -52,6 +52,9 @@ class Document:
     format: str = ""               # what the bytes are: docx, doc, rtf, pdf, image, ...
     scan: bool = False             # an image, or a PDF whose pages carry no text
     forms: list[FormRecord] = field(default_factory=list)   # every form, in document order
+    pages: list | None = None      # a scan's pages as OCR read them (None: not read)
+    unread: list[str] | None = None   # a scanned form's required fields read without confidence
+    seal_file: str = ""            # the scan whose seals this form's `seals` come from
 
     def __post_init__(self):
         if self.form is not None and not self.forms:
@@ -79,7 +82,7 @@ def read_attachments(attachments: list[Attachment], budget: EmailBudget | None =
     pending = [f for f in files if isinstance(f, _File)]
     converted = {**_converted([f for f in pending if _legacy(f)], to_docx, budget),
                  **_converted([f for f in pending if f.kind == "xls"], to_xlsx, budget)}
-    return [f if isinstance(f, Document) else _read(f, converted, budget) for f in files]
+    return _scanned_forms([f if isinstance(f, Document) else _read(f, converted, budget) for f in files])
 
 
 # ---- containers -----------------------------------------------------------------------------
@@ -129,7 +132,7 @@ def _converted(files: list[_File], convert, budget: EmailBudget) -> dict[int, by
 
 def _read(f: _File, converted: dict, budget: EmailBudget) -> Document:
     if f.kind == "image":
-        return Document(f.name, "image", f.data, format="image", scan=True)
+        return _read_scan(Document(f.name, "image", f.data, format="image", scan=True), budget)
     if f.kind in ("docx", "pdf", "xlsx"):
         return _read_document(f.name, f.data, f.data, f.kind, budget)
     if f.kind == "ole-encrypted":
@@ -169,7 +172,7 @@ def _read_document(name: str, original: bytes, data: bytes, fmt: str, budget: Em
     except UnreadableFile as exc:
         return _unreadable(name, original, exc.reason, fmt)
     if kind == "scan":
-        return Document(name, "image", original, format=fmt, scan=True)
+        return _read_scan(Document(name, "image", original, format=fmt, scan=True), budget)
     if kind == "form":
         return Document(name, "form", original, forms=record, format=fmt)
     if kind == "other":       # a spreadsheet that is no form (a list, a budget): passed over
@@ -198,3 +201,64 @@ def _parse_document(data: bytes) -> tuple[str, list[FormRecord] | ReportRecord |
         return "form", parse_forms(data)
     except NotAForm:
         return "report", docx_report(data)
+
+
+# ---- scans ---------------------------------------------------------------------------------
+
+def _read_scan(doc: Document, budget: EmailBudget) -> Document:
+    """A scan's pages read by OCR in the sandbox, when OCR is installed, within what is left of
+    the email's time. A scan that cannot be read (or not in time) stays what it was before OCR:
+    evidence, or the candidate's photo."""
+    if budget.seconds_left() < MIN_SECONDS or not ocr.available():   # loads the models here,
+        return doc                                                   # before the sandbox forks
+    from parsers import scan_form   # OpenCV and numpy: only with the [ocr] extra
+
+    limits = scan_form.sandbox_limits(doc.data, doc.format)
+    limits["wall"] = min(limits["wall"], budget.seconds_left())
+    try:
+        doc.pages = run_limited(scan_form.read_scan_pages, doc.data, doc.format, **limits)
+    except (UnreadableFile, NotAForm):
+        pass
+    return doc
+
+
+def _scanned_forms(docs: list[Document]) -> list[Document]:
+    """Scanned pages that hold a form, as form Documents: a page with the 姓名 row starts a
+    form, and the pages after it (the form's page 2, as another picture or PDF page) continue
+    it. Pages that hold no form stay images."""
+    if not any(doc.pages for doc in docs):
+        return docs
+    from parsers import scan_form
+
+    out: list[Document] = []
+    group: list[tuple[Document, list]] = []
+    for doc in docs + [None]:
+        pages = doc.pages if doc is not None and doc.pages else None
+        if pages and group and not scan_form.starts_form(pages[0]):
+            group.append((doc, pages))
+            continue
+        out += _scan_group(group)
+        group = []
+        if pages:
+            group = [(doc, pages)]
+        elif doc is not None:
+            out.append(doc)
+    return out
+
+
+def _scan_group(group: list[tuple[Document, list]]) -> list[Document]:
+    if not group:
+        return []
+    from parsers import scan_form
+
+    if not scan_form.starts_form(group[0][1][0]):   # a form's page 2 alone: evidence only
+        return [doc for doc, _ in group]
+    try:
+        scanned = scan_form.form_from_pages([page for _, pages in group for page in pages])
+    except NotAForm:
+        return [doc for doc, _ in group]
+    first = group[0][0]
+    name = "、".join(dict.fromkeys(doc.file for doc, _ in group))
+    return [Document(name, "form", first.data, form=scanned.record, format="scan", scan=True,
+                     pages=[p for _, pages in group for p in pages], unread=scanned.unread,
+                     seal_file=name)]

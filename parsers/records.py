@@ -58,6 +58,8 @@ class FormRecord:
     photo: bool = False
     photo_image: bytes | None = None   # the embedded photo's bytes, when there is one
     photo_ext: str = ""                # its extension: "png", "jpeg", ...
+    source: str = "document"           # "scan": the values were read by OCR from a scan
+    seals: dict[str, bool] = field(default_factory=lambda: {k: False for k in OPINION_KEYS})
 
     def fields(self) -> dict:
         """The SPEC §2 fields as a plain dict (no image bytes)."""

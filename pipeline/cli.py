@@ -192,11 +192,11 @@ def print_county_table(store, settings: Settings, console: Console | None = None
     now = dt.datetime.now(dt.timezone.utc)   # not pipeline.poll's: that imports every parser
     figures = build_figures(store, settings, local_today(settings, now), now)
     table = Table(title="信息技术能手推荐 · 各县市区报送情况")
-    for header in ("县市区", "已受理", "需补正", "已撤回", "名额", "报告", "最近报送"):
+    for header in ("县市区", "已受理", "需补正", "已撤回", "名额", "盖章件", "报告", "最近报送"):
         table.add_column(header)
     for row in figures.rows:
         table.add_row(row.county, str(row.accepted), str(row.needs_correction), str(row.withdrawn),
-                      f"{row.places_used}/{row.places_max}", str(row.reports),
+                      f"{row.places_used}/{row.places_max}", f"{row.sealed}/{row.places_used}", str(row.reports),
                       row.last_submission[:16].replace("T", " ") or "—")
     console = console or Console()
     console.print(table)
@@ -218,6 +218,8 @@ def status_lines(figures) -> list[str]:
         + "".join(f"\n  {u.address}（{u.emails} 封）" for u in figures.unknown_senders)
         + f"；未能送达的邮件：{len(figures.failed_replies)} 封",
     ]
+    for u in figures.unsealed:
+        lines.append(f"未见盖章件：{u.county} {u.name}（{u.missing}）")
     for problem in figures.problems:
         lines.append(f"待补正：{problem.county} {problem.name}")
         lines += [f"  {i}. {sentence}" for i, sentence in enumerate(problem.sentences, 1)]

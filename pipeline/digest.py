@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from outbox.queue import DeliveryReport
 from outbox.wording import describe
 from pipeline.roster import CountyRow, in_county_order, latest_problems, roster_as_of, rows_for
+from pipeline.rules import ACTIVE_STATUSES, missing_seals
 from pipeline.settings import Settings
+from parsers.records import FIELD_LABELS
 
 DIGEST_KIND = "digest"
 URGENT_DAYS = 7          # fewer days left than this before the deadline: shown in red
@@ -81,6 +83,15 @@ class FailedReply:
 
 
 @dataclass
+class Unsealed:
+    """A candidate holding a place for whom no scan has shown the seals the notice requires."""
+    county: str
+    name: str
+    missing: str             # "推荐单位意见、纪检监察部门意见"
+    scanned: bool            # a scan came, without those seals (else only a text version came)
+
+
+@dataclass
 class DigestFigures:
     date: dt.date
     cutoff: dt.datetime                   # what arrived up to this moment is counted
@@ -95,6 +106,7 @@ class DigestFigures:
     problems: list[OpenProblem]
     unknown_senders: list[UnknownSender]
     failed_replies: list[FailedReply]
+    unsealed: list[Unsealed] = field(default_factory=list)
 
     @property
     def urgent(self) -> bool:
@@ -131,6 +143,7 @@ def build_figures(store, settings: Settings, date: dt.date, now: dt.datetime) ->
         problems=_open_problems(candidates),
         unknown_senders=_unknown_senders(submissions, settings),
         failed_replies=_failed_replies(store.outbox.all(), settings),
+        unsealed=_unsealed(candidates),
     )
 
 
@@ -179,6 +192,16 @@ def _open_problems(candidates: list[dict]) -> list[OpenProblem]:
         open_.append(OpenProblem(cand["county"], cand["name"], cand["status"],
                                  versions[-1].get("received_at", ""), sentences))
     return open_
+
+
+def _unsealed(candidates: list[dict]) -> list[Unsealed]:
+    out = []
+    for cand in candidates:
+        missing = missing_seals(cand.get("seals"))
+        if cand["status"] in ACTIVE_STATUSES and missing:
+            out.append(Unsealed(cand["county"], cand["name"], "、".join(FIELD_LABELS[k] for k in missing),
+                                bool(cand.get("seal_file"))))
+    return out
 
 
 def _unknown_senders(submissions: list[dict], settings: Settings) -> list[UnknownSender]:

@@ -24,6 +24,7 @@ from outbox.compose import STATUS_WORDS
 from outbox.wording import describe
 from parsers.records import FIELD_LABELS, FORM_FIELDS, OPINION_KEYS
 from pipeline.form_layout import FORM_LAYOUT
+from pipeline.rules import missing_seals
 from pipeline.roster import CountyRow, export_roster, in_county_order, latest_problems, rows_for
 from pipeline.settings import Settings
 
@@ -63,6 +64,8 @@ CANDIDATE_COLUMNS = (
     *(Column(FIELD_LABELS[k], _WIDTHS[k], _field(k)) for k in FORM_FIELDS),
     *(Column(FIELD_LABELS[k], 24, _opinion(k)) for k in OPINION_KEYS),
     Column("照片", 6, lambda c: "有" if c.get("photo") else "无"),
+    # ✔: a scan showed the seals of 推荐单位意见 and 纪检监察部门意见
+    Column("盖章件", 8, lambda c: "✘" if missing_seals(c.get("seals")) else "✔"),
     Column("状态", 8, lambda c: STATUS_WORDS.get(c["status"], c["status"])),
     Column("问题", 48, lambda c: "\n".join(problem_sentences(c))),
     Column("版本数", 8, lambda c: len(c.get("versions") or [])),

@@ -202,10 +202,29 @@ def judge_attachments(attachments: list[Attachment], cloud: bool = False,
             j.reports.append(doc)
         elif doc.kind == "unreadable":
             j.problems.append(Problem("unreadable-file", doc.file, detail={"reason": doc.reason}))
+    j.forms = _scans_as_seal_evidence(j.forms)
     j.reports = [d for d in j.reports if rules.is_report(d.report.title, d.file, bool(j.forms))]
     if not j.forms and not j.reports:
         j.problems += _nothing_read(attachments, j, cloud)
     return j
+
+
+def _scans_as_seal_evidence(forms: list[tuple[Document, FormRecord]]) -> list[tuple[Document, FormRecord]]:
+    """A Word (or PDF) form and the scan of the same candidate's stamped paper in one email:
+    the text version is the record, the scan only lends it its seals (tied by the 姓名 read
+    from the scan). A scan with no text version beside it is the record itself."""
+    texts = {form.name: (doc, form) for doc, form in forms if form.source != "scan" and form.name}
+    kept = []
+    for doc, form in forms:
+        twin = texts.get(form.name) if form.source == "scan" else None
+        if twin is None:
+            kept.append((doc, form))
+            continue
+        twin_doc, twin_form = twin
+        twin_form.seals = {k: twin_form.seals.get(k, False) or v for k, v in form.seals.items()}
+        twin_doc.seal_file = doc.file
+        log.info("a scan was taken as the seal evidence of a text form")
+    return kept
 
 
 def _nothing_read(attachments: list[Attachment], j: Judgement, cloud: bool = False) -> list[Problem]:

@@ -6,10 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from parsers.records import FORM_FIELDS
-from pipeline.rules import ACTIVE_STATUSES
+from pipeline.rules import ACTIVE_STATUSES, missing_seals
 from pipeline.settings import Settings
 
-CANDIDATE_KEYS = ("county", *FORM_FIELDS, "opinions", "photo", "status", "problems", "versions", "report",
+CANDIDATE_KEYS = ("county", *FORM_FIELDS, "opinions", "photo", "source", "seals", "seal_file", "status", "problems", "versions", "report",
                   "reports", "withdrawals", "review")
 SUBMISSION_KEYS = ("message_id", "from", "county", "received_at", "subject", "status", "reason",
                    "problems", "files")
@@ -47,6 +47,7 @@ class CountyRow:
     places_used: int = 0
     places_max: int = 3
     reports: int = 0
+    sealed: int = 0            # candidates holding a place whose stamped form (scan) has been seen
     emails: int = 0            # emails answered (not skipped) from this county
     last_submission: str = ""  # ISO time of the latest of them, "" when none
 
@@ -68,6 +69,7 @@ def rows_for(candidates: list[dict], submissions: list[dict], settings: Settings
         row.rejected += status == "rejected"
         row.withdrawn += status == "withdrawn"
         row.places_used += status in ACTIVE_STATUSES
+        row.sealed += status in ACTIVE_STATUSES and not missing_seals(cand.get("seals"))
         row.reports += bool(cand.get("report"))
     for sub in submissions:
         row = rows.get(sub.get("county") or "")

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from parsers import normalize
-from parsers.records import FormRecord, Problem
+from parsers.records import FIELD_LABELS, FormRecord, Problem
 from pipeline.settings import CampaignSettings
 
 # Every field of SPEC §2 is required except honours.
@@ -24,17 +24,29 @@ _BIRTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 def validate_form(form: FormRecord, file: str, campaign: CampaignSettings,
-                  photo_in_email: bool = False) -> list[Problem]:
-    """Every field problem of one form, in the form's order."""
-    problems = [Problem(f"missing-field:{name}", file, name)
-                for name in REQUIRED_FIELDS if not getattr(form, name).strip()]
+                  photo_in_email: bool = False, unread: list[str] = ()) -> list[Problem]:
+    """Every field problem of one form, in the form's order. `unread`: fields of a scanned
+    form OCR could not read with confidence — asked for once, as `scanned-only`."""
+    problems = []
+    if form.source == "scan":   # on a scan, an empty box may as well be one OCR could not read
+        unread = [*unread, *(n for n in REQUIRED_FIELDS if not getattr(form, n).strip() and n not in unread)]
+    if unread:
+        labels = "、".join(FIELD_LABELS.get(name, name) for name in unread)
+        problems.append(Problem("scanned-only", file, detail={"unread": labels}))
+    problems += [Problem(f"missing-field:{name}", file, name)
+                 for name in REQUIRED_FIELDS if not getattr(form, name).strip() and name not in unread]
     problems += _invalid_values(form, file, campaign)
     deeds_chars = normalize.count_chars(form.deeds)
     if deeds_chars > campaign.deeds_max_chars:
         problems.append(Problem("deeds-too-long", file, "deeds",
                                 {"count": deeds_chars, "limit": campaign.deeds_max_chars}))
-    problems += [Problem(f"missing-opinion:{key}", file, key)
-                 for key in REQUIRED_OPINIONS if not form.opinions.get(key, "").strip()]
+    # On a stamped form the seal is the box's signature, even with no opinion typed above it.
+    problems += [Problem(f"missing-opinion:{key}", file, key) for key in REQUIRED_OPINIONS
+                 if not form.opinions.get(key, "").strip() and not form.seals.get(key)
+                 and key not in unread]
+    if campaign.require_seals:
+        problems += [Problem(f"missing-seal:{key}", file, key)
+                     for key in REQUIRED_OPINIONS if not form.seals.get(key)]
     if not (form.photo or photo_in_email):
         problems.append(Problem("missing-photo", file, "photo"))
     return problems
@@ -156,6 +168,11 @@ def decide_quota(candidates: list[dict], names: list[str], places: int) -> list[
         else:
             decisions.append(QuotaDecision(name, new=True, allowed=False))
     return decisions
+
+
+def missing_seals(seals: dict | None) -> list[str]:
+    """The required opinion boxes no scan has shown stamped (all of them without a scan)."""
+    return [key for key in REQUIRED_OPINIONS if not (seals or {}).get(key)]
 
 
 def places_used(candidates: list[dict]) -> int:

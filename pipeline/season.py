@@ -62,13 +62,14 @@ def _decisions(store, settings: Settings, county: str, email: Received, forms):
 
 def _form(store, settings: Settings, county: str, email: Received, doc: Document, form: FormRecord,
           decision: rules.QuotaDecision | None, photo_in_email: bool) -> FormOutcome:
-    fields = {**form.fields(), "photo": form.photo or photo_in_email}
+    fields = {**form.fields(), "photo": form.photo or photo_in_email,
+              "source": form.source, "seals": dict(form.seals)}
     if rules.form_is_late(email.at, settings.campaign):
         late = _late(doc.file, "推荐表", settings.campaign.submission_deadline, email.at, settings)
         return FormOutcome(doc.file, form.name, "rejected", [late.to_dict()], fields)
     if decision is not None and not decision.allowed:
         return _over_quota(store, settings, county, email, doc, form, fields)
-    problems = rules.validate_form(form, doc.file, settings.campaign, photo_in_email)
+    problems = rules.validate_form(form, doc.file, settings.campaign, photo_in_email, doc.unread or [])
     outcome = FormOutcome(doc.file, form.name, rules.status_for(problems),
                           [p.to_dict() for p in problems], fields)
     if form.name:
@@ -100,9 +101,14 @@ def _record_version(store, county: str, outcome: FormOutcome, status: str, doc: 
         "fields": outcome.fields,
     }
     photo_sha = store.files.put(form.photo_image) if form.photo_image else earlier.get("photo_file")
+    # A seal once seen on a scan stays evidence when a Word version later replaces the values.
+    seals = {k: bool(v or (earlier.get("seals") or {}).get(k)) for k, v in outcome.fields["seals"].items()}
+    seal_file = doc.seal_file if any(outcome.fields["seals"].values()) else earlier.get("seal_file")
     store.candidates.put({
         **earlier,
         **outcome.fields,
+        "seals": seals,
+        "seal_file": seal_file,
         "county": county,
         "status": status,
         "problems": [p["code"] for p in outcome.problems],

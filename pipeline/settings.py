@@ -85,6 +85,7 @@ class CampaignSettings:
     timezone: ZoneInfo
     min_age: int = 18
     max_age: int = 65
+    require_seals: bool = False    # a form without seals in both required boxes goes back to the county
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,8 @@ def _campaign(s: _Section) -> CampaignSettings:
         submission_deadline=s.get("submission_deadline", dt.date),
         report_deadline=s.get("report_deadline", dt.date),
         candidates_min=quota[0], candidates_max=quota[1],
-        deeds_max_chars=s.get("deeds_max_chars", int, 600), timezone=tz)
+        deeds_max_chars=s.get("deeds_max_chars", int, 600), timezone=tz,
+        require_seals=s.get("require_seals", bool, False))
 
 
 def _digest(s: _Section) -> DigestSettings:

@@ -21,7 +21,7 @@ TZ = dt.timezone(dt.timedelta(hours=8))
 JULY_20 = dt.datetime(2022, 7, 20, 10, 0, tzinfo=TZ)
 HEADERS = ["县市区", "姓名", "性别", "出生年月", "民族", "籍贯", "政治面貌", "工作单位及职务", "家庭地址",
            "联系电话", "所获荣誉情况", "主要事迹", "推荐单位意见", "纪检监察部门意见", "成员单位意见",
-           "审批意见", "照片", "状态", "问题", "版本数", "报告题目", "报告字数", "最近报送时间"]
+           "审批意见", "照片", "盖章件", "状态", "问题", "版本数", "报告题目", "报告字数", "最近报送时间"]
 
 
 def form_email(sender: str, *forms: dict) -> bytes:
@@ -75,6 +75,7 @@ def test_the_csv_opens_in_excel_with_chinese_headers(config):
         ("炎陵县", "赵六", "已受理")]
     assert table[1]["问题"].startswith("附件《李四推荐表.docx》中“联系电话”填写为“12345”")
     assert table[0]["民族"] == "汉族" and table[0]["照片"] == "有" and table[0]["版本数"] == "1"
+    assert table[0]["盖章件"] == "✘"   # a Word file only: no stamped scan seen
 
 
 def intake_bytes(config: Path, fmt: str) -> bytes:

@@ -2,7 +2,7 @@
 Chinese sentence the county reads for each file that could not be read."""
 import pytest
 
-from pipeline import sample_mail
+from pipeline import sample_mail, samples
 from tests.cli import body_text, exported, intake, maildir_replies
 from tests.configs import MAILBOX, write_config
 from tests.corpus import build, files
@@ -53,8 +53,10 @@ def test_each_unreadable_file_is_named_with_its_reason(config):
     assert "附件《空白.doc》无法打开（文件为空（0 字节））" in text
 
 
-def test_a_scanned_pdf_alone_asks_for_the_text_version(config):
-    reply = reply_to(config, [("盖章扫描件.pdf", build.image_pdf(files.scan_png()))])
+def test_a_scanned_pdf_in_which_no_form_can_be_read_asks_for_the_text_version(config):
+    # (scans of the form itself are read by OCR: tests/e2e/test_scans.py)
+    unreadable = build.image_pdf(samples.sample_photo_png(250, 350))
+    reply = reply_to(config, [("盖章扫描件.pdf", unreadable)])
     assert reply["X-Intake-Problems"] == "scanned-only"
     assert "附件《盖章扫描件.pdf》为扫描件或图片" in body_text(reply)
 

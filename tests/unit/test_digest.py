@@ -271,3 +271,22 @@ def test_send_digest_once_per_date_and_again_when_forced(tmp_path, settings, sea
     ledger = season.digests.get("2022-07-20")
     assert ledger["message_ids"] == [first.message_id, forced.message_id]
     assert [r["kind"] for r in season.outbox.all() if r["kind"] == "digest"] == ["digest", "digest"]
+
+
+def test_candidates_without_the_stamped_form_are_shown_to_the_contact(settings, store):
+    sealed = {"recommender": True, "discipline": True, "member_unit": False, "approval": False}
+    add_candidate(store, "荷塘区", "张三", version("<a@x>", at(20, 9), "accepted"))
+    add_candidate(store, "芦淞区", "李四", version("<b@x>", at(20, 10), "accepted"))
+    add_candidate(store, "石峰区", "王五", version("<c@x>", at(20, 11), "accepted"))
+    for name, seals, scan in (("张三", sealed, "张三.jpg"), ("李四", {**sealed, "discipline": False}, "李四.jpg")):
+        cand = next(c for c in store.candidates.all() if c["name"] == name)
+        store.candidates.put({**cand, "seals": seals, "seal_file": scan})
+    figures = build_figures(store, settings, dt.date(2022, 7, 21), at(21, 9))
+    assert [(u.county, u.name, u.missing, u.scanned) for u in figures.unsealed] == [
+        ("芦淞区", "李四", "纪检监察部门意见", True),
+        ("石峰区", "王五", "推荐单位意见、纪检监察部门意见", False)]
+    assert [(r.county, r.sealed) for r in figures.rows[:3]] == [("荷塘区", 1), ("芦淞区", 0), ("石峰区", 0)]
+    text, html = render_digest(figures)
+    assert "芦淞区 李四：扫描件中纪检监察部门意见栏未见印章" in text
+    assert "石峰区 王五：尚未收到盖章扫描件" in text
+    assert "尚未收到盖章扫描件" in html

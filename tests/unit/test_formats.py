@@ -105,14 +105,26 @@ def test_a_pdf_whose_glyphs_map_to_no_text_is_unreadable_not_garbage_values():
     assert (doc.kind, doc.reason) == ("unreadable", pdf_form.GARBLED)
 
 
+def scan_at_150_dpi(fmt: str) -> bytes:
+    return build.pdftoppm(files.converted("pdf")["张三"], fmt, dpi=150)
+
+
 @pytest.mark.parametrize("name, make", [
-    ("扫描件.png", files.scan_png),
-    ("扫描件.jpg", files.scan_jpg),
-    ("扫描件.pdf", lambda: build.image_pdf(files.scan_png())),
+    ("扫描件.png", lambda: scan_at_150_dpi("png")),
+    ("扫描件.jpg", lambda: scan_at_150_dpi("jpg")),
+    ("扫描件.pdf", lambda: build.image_pdf(scan_at_150_dpi("png"))),
 ])
-def test_scans_are_kept_as_images(name, make):
+def test_a_scan_of_the_form_is_read_by_ocr(name, make):
+    # tests/e2e/test_scans.py reads the two-page form's scans in full, seals and all
     data = make()
     doc = read_one(name, data)
+    assert (doc.kind, doc.scan, doc.format, doc.data) == ("form", True, "scan", data)
+    assert (doc.form.source, doc.form.name) == ("scan", "张三")
+
+
+def test_a_picture_that_is_not_a_form_is_kept_as_an_image():
+    data = samples.sample_photo_png(250, 350)
+    doc = read_one("照片.png", data)
     assert (doc.kind, doc.scan, doc.data) == ("image", True, data)
 
 
@@ -192,7 +204,7 @@ def test_too_many_files_in_an_archive_is_refused():
 
 
 def test_an_outlook_winmail_dat_keeps_gbk_names_of_every_file():
-    data = build.tnef({"李四推荐表.docx": files.docx_forms()["李四.docx"], "照片.jpg": files.scan_jpg()})
+    data = build.tnef({"李四推荐表.docx": files.docx_forms()["李四.docx"], "照片.png": samples.sample_photo_png()})
     docs = read(("winmail.dat", data))
     assert [(d.file, d.kind) for d in docs] == [("winmail.dat/李四推荐表.docx", "form"),
-                                                ("winmail.dat/照片.jpg", "image")]
+                                                ("winmail.dat/照片.png", "image")]

@@ -114,3 +114,31 @@ def test_every_code_has_a_chinese_sentence_that_names_the_file(code):
 def test_a_field_sentence_names_the_field_in_the_forms_words():
     text = describe(Problem("missing-field:employer_post", FILE, "employer_post").to_dict())
     assert text == "附件《张三推荐表.docx》中“工作单位及职务”一栏为空，请填写后重新发送。"
+
+
+# ---- scanned, stamped forms ------------------------------------------------------------------
+
+def test_on_a_scan_a_seal_signs_an_opinion_box_left_without_text():
+    blank = {"recommender": "", "discipline": "", "member_unit": "", "approval": ""}
+    stamped = {"recommender": True, "discipline": True, "member_unit": False, "approval": False}
+    assert codes(good_form(opinions=blank, seals=stamped, source="scan")) == []
+    assert codes(good_form(opinions=blank, source="scan")) == [
+        "missing-opinion:recommender", "missing-opinion:discipline"]
+
+
+def test_fields_a_scan_could_not_read_are_asked_for_once_by_name():
+    form = good_form(phone="", native_place="", source="scan")
+    [problem] = rules.validate_form(form, FILE, CAMPAIGN, unread=["phone"])
+    assert problem.code == "scanned-only"
+    sentence = describe(problem.to_dict())
+    assert "“联系电话、籍贯”无法准确识别" in sentence and FILE in sentence
+
+
+def test_missing_seals_go_back_to_the_county_only_when_the_campaign_requires_them():
+    assert codes(good_form()) == []
+    strict = dataclasses.replace(CAMPAIGN, require_seals=True)
+    problems = rules.validate_form(good_form(), FILE, strict)
+    assert [p.code for p in problems] == ["missing-seal:recommender", "missing-seal:discipline"]
+    assert "“推荐单位意见”一栏未见公章" in describe(problems[0].to_dict())
+    sealed = good_form(seals={"recommender": True, "discipline": True, "member_unit": False, "approval": False})
+    assert rules.validate_form(sealed, FILE, strict) == []
