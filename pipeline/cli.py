@@ -148,12 +148,18 @@ def print_county_table(store, settings: Settings, console: Console | None = None
     now = utc_now()
     figures = build_figures(store, settings, local_today(settings, now), now)
     table = Table(title="信息技术能手推荐 · 各县市区报送情况")
-    for header in ("县市区", "已受理", "需补正", "已撤回", "名额", "报告", "最近报送"):
+    from outbox.compose import REVIEW_WORDS
+
+    reviews: dict[str, list[str]] = {}
+    for r in figures.reviews:
+        reviews.setdefault(r.county, []).append(f"{r.name} {REVIEW_WORDS.get(r.status, r.status)}")
+    for header in ("县市区", "已受理", "需补正", "已撤回", "名额", "报告", "最近报送", "评审"):
         table.add_column(header)
     for row in figures.rows:
         table.add_row(row.county, str(row.accepted), str(row.needs_correction), str(row.withdrawn),
                       f"{row.places_used}/{row.places_max}", str(row.reports),
-                      row.last_submission[:16].replace("T", " ") or "—")
+                      row.last_submission[:16].replace("T", " ") or "—",
+                      "、".join(reviews.get(row.county, [])) or "—")
     console = console or Console()
     console.print(table)
     for line in status_lines(figures):
@@ -167,6 +173,7 @@ def status_lines(figures) -> list[str]:
     waiting = "、".join(w.county for w in figures.waiting) or "无"
     deadline = deadline_line(figures.days_left, figures.deadline)
     lines = [
+        f"待人工处理的来信：{len(figures.questions)} 封" + ("（intake questions 查看）" if figures.questions else ""),
         f"合计：推荐人选 {t.candidates} 名（已受理 {t.accepted}，需补正 {t.needs_correction}），"
         f"名额 {t.places_used}/{t.places_total}，报告 {t.reports} 份",
         f"尚未报送：{waiting}。" + (f"[red]{deadline}[/red]" if figures.urgent else deadline),
@@ -257,26 +264,130 @@ def digest(ctx: click.Context, date_text: str | None, dry_run: bool, force: bool
 @click.argument("name")
 @click.option("--county", required=True, help="The candidate's county, as configured.")
 @click.option("--status", "review_status", required=True,
-              type=click.Choice(["pooled", "shortlisted", "selected", "not-selected"]),
-              help="The review stage's result: pooled (初选入库), shortlisted (入围), selected, not-selected.")
+              help="The review stage's result: 入库 (pooled, 储备库), 入围 (shortlisted, 备选名单), "
+                   "推荐 (selected, 建议人选), 未入选 (not-selected).")
 @click.option("--note", default="", help="A remark kept with the mark.")
 @click.pass_context
 @_fail_cleanly
 def mark(ctx: click.Context, name: str, county: str, review_status: str, note: str) -> None:
     """Record a review mark (初选/评审) for a candidate; no email is sent.
 
-    Example: intake mark 张三 --county 荷塘区 --status shortlisted --note "初选通过"
+    Example: intake mark 张三 --county 荷塘区 --status 入围 --note "初选通过"
+    """
+    from outbox.compose import REVIEW_WORDS
+    from pipeline.poll import utc_now
+    from pipeline.review import mark_candidate, review_status as review_code
+
+    try:
+        code = review_code(review_status)
+    except IntakeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--status")
+    settings = _settings(ctx)
+    store = _store(settings, write=True)
+    try:
+        mark_candidate(store, county, name, code, note, utc_now(), settings.campaign.timezone)
+    finally:
+        store.close()
+    click.echo(f"{county} {name}: {REVIEW_WORDS[code]} ({code})")
+
+
+@main.command()
+@click.option("--date", "date_text", metavar="YYYY-MM-DD",
+              help="The reminder day (default: today in the campaign's time zone).")
+@click.option("--dry-run", is_flag=True, help="Show who would be reminded of what; send and record nothing.")
+@click.pass_context
+@_fail_cleanly
+def remind(ctx: click.Context, date_text: str | None, dry_run: bool) -> None:
+    """Send the day's reminders ([reminders] days_before) to counties with incomplete materials.
+
+    Example: intake remind --date 2022-07-28 --dry-run
+    """
+    import datetime as dt
+
+    from pipeline.digest import local_today
+    from pipeline.poll import utc_now
+    from pipeline.reminders import send_reminders
+
+    try:
+        day = dt.date.fromisoformat(date_text) if date_text else None
+    except ValueError:
+        raise click.BadParameter(f"{date_text!r} is not a date like 2022-07-28", param_hint="--date")
+    settings = _settings(ctx)
+    if not settings.reminders.days_before:
+        raise IntakeError("reminders are off: set [reminders] days_before, e.g. [7, 3, 1]")
+    now = utc_now()
+    day = day or local_today(settings, now)
+    store = _store(settings, write=not dry_run)
+    try:
+        run = send_reminders(settings, store, day, now, dry_run=dry_run)
+    finally:
+        store.close()
+    if not run.planned:
+        click.echo(f"no reminders on {day}: not a reminder day, or every county is complete")
+    for plan in run.planned:
+        state = "already reminded today" if plan.already else ("would remind" if dry_run else "reminded")
+        click.echo(f"{plan.county}: {state} ({', '.join(plan.to)})")
+        for line in plan.lines:
+            click.echo(f"  - {line}")
+    if run.delivery.error:
+        click.echo(f"intake: warning: not sent yet: {run.delivery.error}", err=True)
+        if run.delivery.fatal:
+            sys.exit(1)
+
+
+@main.command()
+@click.option("--all", "show_all", is_flag=True, help="Also those already marked answered.")
+@click.pass_context
+@_fail_cleanly
+def questions(ctx: click.Context, show_all: bool) -> None:
+    """List county emails that need a person (questions, requests), oldest first.
+
+    Example: intake questions
+    """
+    from pipeline.questions import open_questions
+    from pipeline.rules import NEEDS_PERSON
+
+    settings = _settings(ctx)
+    store = _store(settings)
+    try:
+        submissions = store.submissions.all()
+    finally:
+        store.close()
+    rows = ([s for s in sorted(submissions, key=lambda s: s["received_at"]) if s["status"] == NEEDS_PERSON]
+            if show_all else open_questions(submissions))
+    if not rows:
+        click.echo("no questions waiting for a person" if not show_all else "no questions")
+        return
+    table = Table(title="待人工处理的来信")
+    for header in ("收到时间", "县市区", "发件人", "来信内容", "Message-ID", "已处理"):
+        table.add_column(header, overflow="fold")
+    for s in rows:
+        table.add_row(s["received_at"][:16].replace("T", " "), s.get("county") or "", s.get("from", ""),
+                      s.get("words", ""), s["message_id"],
+                      (s.get("answered_at") or "")[:16].replace("T", " ") or "否")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("message_id")
+@click.option("--note", default="", help="How it was answered (kept with the mark).")
+@click.pass_context
+@_fail_cleanly
+def answered(ctx: click.Context, message_id: str, note: str) -> None:
+    """Mark a county's question as answered; it leaves `intake questions` and the digest.
+
+    Example: intake answered "<20220720103000.1234@example.cn>" --note "电话答复"
     """
     from pipeline.poll import utc_now
-    from pipeline.review import mark_candidate
+    from pipeline.questions import mark_answered
 
     settings = _settings(ctx)
     store = _store(settings, write=True)
     try:
-        mark_candidate(store, county, name, review_status, note, utc_now())
+        done = mark_answered(store, settings, message_id, utc_now(), note)
     finally:
         store.close()
-    click.echo(f"{county} {name}: {review_status}")
+    click.echo(f"{message_id} ({done.get('county')}): answered at {done['answered_at'][:16].replace('T', ' ')}")
 
 
 @main.command()

@@ -14,6 +14,7 @@ from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending, enqueue
 from outbox.transports import transport_for
 from outbox.wording import describe
 from pipeline.exports import roster_xlsx
+from pipeline.questions import open_questions
 from pipeline.roster import CountyRow, in_county_order, latest_problems, roster_as_of, rows_for
 from pipeline.settings import Settings
 
@@ -85,6 +86,33 @@ class FailedReply:
 
 
 @dataclass
+class PersonQuestion:
+    """A county's email that needs a person, as the digest lists it (text without quotes)."""
+    message_id: str
+    county: str
+    sender: str
+    subject: str
+    received_at: str
+    words: str
+
+
+@dataclass
+class SentReminder:
+    county: str
+    missing: list[str]
+    deadline: str
+
+
+@dataclass
+class ReviewMark:
+    county: str
+    name: str
+    status: str
+    note: str
+    at: str
+
+
+@dataclass
 class DigestFigures:
     date: dt.date
     cutoff: dt.datetime                   # what arrived up to this moment is counted
@@ -99,6 +127,9 @@ class DigestFigures:
     problems: list[OpenProblem]
     unknown_senders: list[UnknownSender]
     failed_replies: list[FailedReply]
+    questions: list[PersonQuestion] = field(default_factory=list)   # listed first: they need a person
+    reminders: list[SentReminder] = field(default_factory=list)     # sent to counties on this date
+    reviews: list[ReviewMark] = field(default_factory=list)         # candidates carrying a review mark
 
     @property
     def urgent(self) -> bool:
@@ -135,7 +166,19 @@ def build_figures(store, settings: Settings, date: dt.date, now: dt.datetime) ->
         problems=_open_problems(candidates),
         unknown_senders=_unknown_senders(submissions, settings),
         failed_replies=_failed_replies(store.outbox.all(), settings),
+        questions=[PersonQuestion(q["message_id"], q.get("county") or "", q.get("from", ""),
+                                  q.get("subject", ""), q["received_at"], q.get("words", ""))
+                   for q in open_questions(submissions, cutoff)],
+        reminders=[SentReminder(r["county"], r["missing"], r["deadline"])
+                   for r in store.reminders.on(date.isoformat())],
+        reviews=_reviews(candidates),
     )
+
+
+def _reviews(candidates: list[dict]) -> list[ReviewMark]:
+    return [ReviewMark(c["county"], c["name"], c["review"]["status"], c["review"].get("note", ""),
+                       c["review"].get("at", ""))
+            for c in candidates if c.get("review")]
 
 
 def _totals(rows: list[CountyRow], submissions: list[dict]) -> Totals:

@@ -80,12 +80,26 @@ class CampaignSettings:
     timezone: ZoneInfo
     min_age: int = 18
     max_age: int = 65
+    contact_name: str = "罗树刚"          # the notice's contact: named in every reply
+    contact_phone: str = "28681892"
+    ends: dt.date | None = None           # after it the worker sends no digest; None: report_deadline + 30 days
+
+    @property
+    def end_date(self) -> dt.date:
+        return self.ends or self.report_deadline + dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
 class DigestSettings:
     to: tuple[str, ...]
     at: dt.time
+    forward_questions: bool = False   # a county's question goes to `to` at once, not only in the digest
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    days_before: tuple[int, ...] = ()   # () = no reminders (the default)
+    at: dt.time = dt.time(8, 30)
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,7 @@ class Settings:
     campaign: CampaignSettings
     digest: DigestSettings
     counties: tuple[County, ...] = field(default_factory=tuple)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     def county_of(self, address: str) -> str | None:
         """The county that registered this sender address, compared case-insensitively."""
@@ -111,6 +126,9 @@ class Settings:
             if address in county.senders:
                 return county.name
         return None
+
+    def county_senders(self, name: str) -> tuple[str, ...]:
+        return next((c.senders for c in self.counties if c.name == name), ())
 
     def own_addresses(self) -> set[str]:
         return {a.lower() for a in (self.smtp.from_address, self.smtp.username,
@@ -176,7 +194,7 @@ class _Section:
 
 
 _KIND_NAMES = {str: "a string", int: "a whole number", float: "a number", list: "a list",
-               dict: "a table", dt.date: "a date (YYYY-MM-DD)"}
+               dict: "a table", dt.date: "a date (YYYY-MM-DD)", bool: "true or false"}
 
 
 def load_settings(path: str | os.PathLike) -> Settings:
@@ -206,6 +224,7 @@ def load_settings(path: str | os.PathLike) -> Settings:
         campaign=_campaign(section("campaign")),
         digest=_digest(section("digest")),
         counties=_counties(data.get("counties"), source),
+        reminders=_reminders(_Section(data.get("reminders", {}), "reminders", source, base)),
     )
 
 
@@ -267,20 +286,38 @@ def _campaign(s: _Section) -> CampaignSettings:
         tz = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
         raise s._fail("timezone", f"is not a known time zone: {tz_name!r}") from None
-    return CampaignSettings(
+    campaign = CampaignSettings(
         submission_deadline=s.get("submission_deadline", dt.date),
         report_deadline=s.get("report_deadline", dt.date),
         candidates_min=quota[0], candidates_max=quota[1],
-        deeds_max_chars=s.get("deeds_max_chars", int, 600), timezone=tz)
+        deeds_max_chars=s.get("deeds_max_chars", int, 600), timezone=tz,
+        contact_name=s.get("contact_name", str, "罗树刚").strip(),
+        contact_phone=s.get("contact_phone", str, "28681892").strip(),
+        ends=s.get("ends", dt.date, None))
+    if campaign.end_date < campaign.report_deadline:
+        raise s._fail("ends", "must not be before report_deadline")
+    return campaign
+
+
+def _time_of_day(s: _Section, key: str, default: str) -> dt.time:
+    at = s.get(key, str, default)
+    try:
+        return dt.time.fromisoformat(at)
+    except ValueError:
+        raise s._fail(key, f"must be a time of day like \"08:30\", not {at!r}") from None
 
 
 def _digest(s: _Section) -> DigestSettings:
-    at = s.get("at", str, "08:30")
-    try:
-        at_time = dt.time.fromisoformat(at)
-    except ValueError:
-        raise s._fail("at", f"must be a time of day like \"08:30\", not {at!r}") from None
-    return DigestSettings(to=s.addresses("to"), at=at_time)
+    return DigestSettings(to=s.addresses("to"), at=_time_of_day(s, "at", "08:30"),
+                          forward_questions=s.get("forward_questions", bool, False))
+
+
+def _reminders(s: _Section) -> ReminderSettings:
+    days = s.get("days_before", list, [])
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 60 for d in days):
+        raise s._fail("days_before", "must be a list of whole days between 0 and 60, e.g. [7, 3, 1]")
+    return ReminderSettings(days_before=tuple(sorted(set(days), reverse=True)),
+                            at=_time_of_day(s, "at", "08:30"))
 
 
 def _counties(raw, source: Path) -> tuple[County, ...]:

@@ -17,6 +17,7 @@ from outbox.queue import stored_time
 from pipeline.digest import due_digest, send_digest
 from pipeline.errors import MailboxError
 from pipeline.poll import PassReport, run_pass, utc_now
+from pipeline.reminders import reminders_due, send_reminders
 from pipeline.settings import Settings
 from pipeline.sources import source_for
 
@@ -58,20 +59,22 @@ class Backoff:
 
 def run_worker(settings: Settings, store, stop: threading.Event, clock=utc_now) -> None:
     mailbox, smtp = Outage("the mailbox"), Outage("the SMTP server")
+    said: set[str] = set()   # notices logged once per run
     backoff = Backoff()
     while not stop.is_set():
         try:
             with source_for(settings.mailbox) as source:
                 mailbox.up(clock())
                 backoff.reset()
-                _serve(settings, store, stop, clock, source, smtp)
+                _serve(settings, store, stop, clock, source, smtp, said)
         except MailboxError as exc:
             mailbox.down(str(exc), clock())
             stop.wait(backoff.next())
     log.info("stopped")
 
 
-def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp: Outage) -> None:
+def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp: Outage,
+           said: set[str]) -> None:
     while not stop.is_set():
         report = run_pass(settings, store, clock, source, stop)
         if report.read:
@@ -80,13 +83,29 @@ def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp
             smtp.down(report.delivery.error, clock())
         elif report.delivery.sent:
             smtp.up(clock())
-        _send_digest_if_due(settings, store, clock())
+        _send_reminders_if_due(settings, store, clock())
+        _send_digest_if_due(settings, store, clock(), said)
         if not stop.is_set():
             source.wait_for_mail(_seconds_to_wait(settings, report, clock()), stop)
 
 
-def _send_digest_if_due(settings: Settings, store, now: dt.datetime) -> None:
+def _send_reminders_if_due(settings: Settings, store, now: dt.datetime) -> None:
+    """Before the digest, so the digest lists the reminders sent that day."""
+    day = reminders_due(settings, now)
+    if day is not None:
+        run = send_reminders(settings, store, day, now)
+        if run.queued:
+            log.info("%d reminder(s) for %s queued", run.queued, day)
+
+
+def _send_digest_if_due(settings: Settings, store, now: dt.datetime, said: set[str]) -> None:
     date = due_digest(settings, store, now)
+    if date is not None and date > settings.campaign.end_date:
+        if "campaign over" not in said:   # said once, not once a pass
+            said.add("campaign over")
+            log.warning("the campaign ended on %s ([campaign] ends): no more daily digests",
+                        settings.campaign.end_date)
+        return
     if date is not None:
         outcome = send_digest(settings, store, date, now)
         log.info("digest for %s queued (%s)", date, outcome.status)

@@ -75,3 +75,8 @@ def test_hostile_html_is_read_in_bounded_time():
     start = time.monotonic()
     read_words("", "<blockquote>" * 50_000 + "<div id=x" * 20_000)
     assert time.monotonic() - start < 5
+
+
+def test_a_promise_to_act_is_an_acknowledgement():
+    assert judge_words("您好，您的邮件已收到，我们会尽快处理。") == "thanks"
+    assert judge_words("收到，我们马上修改") == "thanks"
