@@ -92,12 +92,13 @@ def poll(ctx: click.Context, once: bool) -> None:
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xlsx", "docx"]), default="json",
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xlsx", "docx", "files"]), default="json",
               show_default=True,
               help="json (everything), csv / xlsx (the roster for Excel and WPS), "
-                   "docx (accepted candidates' forms for the review panel).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write to this file instead of standard output (required for xlsx and docx).")
+                   "docx (accepted candidates' forms for the review panel), "
+                   "files (the originals as received, 县市区/姓名/, and a one-page roster; -o DIR or -o FILE.zip).")
+@click.option("-o", "--output", type=click.Path(writable=True),
+              help="Write to this file instead of standard output (required for xlsx, docx and files).")
 @click.pass_context
 @_fail_cleanly
 def export(ctx: click.Context, fmt: str, output: str | None) -> None:
@@ -109,9 +110,23 @@ def export(ctx: click.Context, fmt: str, output: str | None) -> None:
 
     if fmt in BINARY_FORMATS and not output:
         raise click.UsageError(f"--format {fmt} writes a binary file: give it one with -o FILE")
+    if fmt == "files" and not output:
+        raise click.UsageError("--format files writes a folder: give it one with -o DIR (or -o FILE.zip)")
+    if output and fmt != "files" and Path(output).is_dir():
+        raise click.UsageError(f"-o {output} is a directory; --format {fmt} writes one file")
+    if output and fmt == "files" and not output.lower().endswith(".zip") and Path(output).is_file():
+        raise click.UsageError(f"-o {output} is a file: give a directory or a name ending in .zip")
     settings = _settings(ctx)
     store = _store(settings)
     try:
+        if fmt == "files":
+            from pipeline.digest import local_today
+            from pipeline.originals import export_files
+            from pipeline.poll import utc_now
+
+            count = export_files(store, settings, Path(output), local_today(settings, utc_now()))
+            click.echo(f"wrote {count} file(s) to {output}")
+            return
         data = export_bytes(fmt, store, settings)
     finally:
         store.close()
@@ -148,18 +163,12 @@ def print_county_table(store, settings: Settings, console: Console | None = None
     now = utc_now()
     figures = build_figures(store, settings, local_today(settings, now), now)
     table = Table(title="信息技术能手推荐 · 各县市区报送情况")
-    from outbox.compose import REVIEW_WORDS
-
-    reviews: dict[str, list[str]] = {}
-    for r in figures.reviews:
-        reviews.setdefault(r.county, []).append(f"{r.name} {REVIEW_WORDS.get(r.status, r.status)}")
-    for header in ("县市区", "已受理", "需补正", "已撤回", "名额", "报告", "最近报送", "评审"):
+    for header in ("县市区", "已受理", "需补正", "已撤回", "名额", "报告", "最近报送"):
         table.add_column(header)
     for row in figures.rows:
         table.add_row(row.county, str(row.accepted), str(row.needs_correction), str(row.withdrawn),
                       f"{row.places_used}/{row.places_max}", str(row.reports),
-                      row.last_submission[:16].replace("T", " ") or "—",
-                      "、".join(reviews.get(row.county, [])) or "—")
+                      row.last_submission[:16].replace("T", " ") or "—")
     console = console or Console()
     console.print(table)
     for line in status_lines(figures):
@@ -167,6 +176,7 @@ def print_county_table(store, settings: Settings, console: Console | None = None
 
 
 def status_lines(figures) -> list[str]:
+    from outbox.compose import REVIEW_WORDS
     from outbox.digest import deadline_line
 
     t = figures.totals
@@ -184,6 +194,9 @@ def status_lines(figures) -> list[str]:
     for problem in figures.problems:
         lines.append(f"待补正：{problem.county} {problem.name}")
         lines += [f"  {i}. {sentence}" for i, sentence in enumerate(problem.sentences, 1)]
+    for r in figures.reviews:
+        lines.append(f"评审：{r.county} {r.name} {REVIEW_WORDS.get(r.status, r.status)}"
+                     + (f"（{r.note}）" if r.note else ""))
     return lines
 
 

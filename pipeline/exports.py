@@ -55,23 +55,25 @@ def _report(key: str) -> Callable[[dict], object]:
     return lambda c: (c.get("report") or {}).get(key) or ""
 
 
-_WIDTHS = {"name": 10, "sex": 6, "birth": 10, "ethnicity": 8, "native_place": 12,
-           "political_status": 12, "employer_post": 28, "home_address": 28, "phone": 14,
-           "honours": 36, "deeds": 60}
+# Narrow enough that the sheet, printed landscape one page wide, stays legible: long texts wrap
+# into taller rows instead of widening the page.
+_WIDTHS = {"name": 8, "sex": 5, "birth": 9, "ethnicity": 7, "native_place": 10,
+           "political_status": 10, "employer_post": 20, "home_address": 18, "phone": 14,
+           "honours": 22, "deeds": 40}
 
 # The form's order (SPEC §2), then what intake knows about each candidate.
 CANDIDATE_COLUMNS = (
-    Column("县市区", 10, _field("county")),
+    Column("县市区", 7, _field("county")),
     *(Column(FIELD_LABELS[k], _WIDTHS[k], _field(k)) for k in FORM_FIELDS),
-    *(Column(FIELD_LABELS[k], 24, _opinion(k)) for k in OPINION_KEYS),
-    Column("照片", 6, lambda c: "有" if c.get("photo") else "无"),
-    Column("状态", 8, lambda c: STATUS_WORDS.get(c["status"], c["status"])),
-    Column("问题", 48, lambda c: "\n".join(problem_sentences(c))),
-    Column("评审", 14, lambda c: _review(c)),
-    Column("版本数", 8, lambda c: len(c.get("versions") or [])),
-    Column("报告题目", 30, _report("title")),
-    Column("报告字数", 10, _report("chars")),
-    Column("最近报送时间", 18, lambda c: _local(c.get("updated_at") or _last_version_time(c))),
+    *(Column(FIELD_LABELS[k], 12, _opinion(k)) for k in OPINION_KEYS),
+    Column("照片", 5, lambda c: "有" if c.get("photo") else "无"),
+    Column("状态", 7, lambda c: STATUS_WORDS.get(c["status"], c["status"])),
+    Column("问题", 30, lambda c: "\n".join(problem_sentences(c))),
+    Column("评审", 12, lambda c: _review(c)),
+    Column("版本数", 5, lambda c: len(c.get("versions") or [])),
+    Column("报告题目", 16, _report("title")),
+    Column("报告字数", 7, _report("chars")),
+    Column("最近报送时间", 16, lambda c: _local(c.get("updated_at") or _last_version_time(c))),
 )
 
 SUBMISSION_COLUMNS = (

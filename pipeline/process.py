@@ -100,7 +100,8 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
         else:
             season = judge_county_email(
                 store, settings, county, Received(submission_id, parsed.subject, received_at),
-                judgement.forms, judgement.reports, judgement.problems, bool(judgement.images))
+                judgement.forms, judgement.reports, judgement.problems, bool(judgement.images),
+                judgement.images)
     return _record_and_reply(store, settings, parsed, submission_id, digest, received_at, origin,
                              county, season, files, now)
 
