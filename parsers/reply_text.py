@@ -85,10 +85,19 @@ class Words:
     verdict: str       # question | attachment | thanks
 
 
-def read_words(plain: str, html: str = "") -> Words:
-    """The writer's own words from an email body, and what they amount to."""
+_REPLY_PREFIX = re.compile(r"^\s*(re|fw|fwd|回复|答复|转发)\s*[:：]", re.I)
+
+
+def read_words(plain: str, html: str = "", subject: str = "") -> Words:
+    """The writer's own words from an email body, and what they amount to. A fresh email's
+    subject counts when it asks something ("请问调研报告有字数要求吗", empty body); a reply's
+    subject is ours, quoted back."""
     text = own_words(plain, html)
-    return Words(text, judge_words(text))
+    verdict = judge_words(text)
+    subject = subject.strip()
+    if verdict != "question" and subject and not _REPLY_PREFIX.match(subject) and _QUESTION.search(subject):
+        return Words(f"{subject}\n{text}".strip(), "question")
+    return Words(text, verdict)
 
 
 def own_words(plain: str, html: str = "") -> str:

@@ -171,14 +171,24 @@ def build_figures(store, settings: Settings, date: dt.date, now: dt.datetime) ->
                    for q in open_questions(submissions, cutoff)],
         reminders=[SentReminder(r["county"], r["missing"], r["deadline"])
                    for r in store.reminders.on(date.isoformat())],
-        reviews=_reviews(candidates),
+        reviews=_reviews(candidates, cutoff),
     )
 
 
-def _reviews(candidates: list[dict]) -> list[ReviewMark]:
-    return [ReviewMark(c["county"], c["name"], c["review"]["status"], c["review"].get("note", ""),
-                       c["review"].get("at", ""))
-            for c in candidates if c.get("review")]
+def _reviews(candidates: list[dict], cutoff: dt.datetime) -> list[ReviewMark]:
+    """Each candidate's latest review mark made by the cut-off."""
+    marks = []
+    for cand in candidates:
+        made = [r for r in cand.get("reviews") or ([cand["review"]] if cand.get("review") else [])
+                if r.get("at") and _aware(dt.datetime.fromisoformat(r["at"])) <= cutoff]
+        if made:
+            marks.append(ReviewMark(cand["county"], cand["name"], made[-1]["status"],
+                                    made[-1].get("note", ""), made[-1]["at"]))
+    return marks
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def _totals(rows: list[CountyRow], submissions: list[dict]) -> Totals:

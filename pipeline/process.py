@@ -114,7 +114,7 @@ def _words_without_documents(parsed: ParsedEmail, judgement: "Judgement") -> Wor
         return None
     if rules.is_status_query(parsed.subject) or rules.is_withdrawal(parsed.subject):
         return None
-    return read_words(parsed.text, parsed.html)
+    return read_words(parsed.text, parsed.html, parsed.subject)
 
 
 def _answers_our_reply(parsed: ParsedEmail, store) -> bool:

@@ -80,3 +80,10 @@ def test_hostile_html_is_read_in_bounded_time():
 def test_a_promise_to_act_is_an_acknowledgement():
     assert judge_words("您好，您的邮件已收到，我们会尽快处理。") == "thanks"
     assert judge_words("收到，我们马上修改") == "thanks"
+
+
+def test_a_fresh_emails_subject_counts_when_it_asks_and_a_replys_does_not():
+    assert read_words("", "", "请问调研报告有字数要求吗").verdict == "question"
+    assert read_words("", "", "请问调研报告有字数要求吗").text == "请问调研报告有字数要求吗"
+    assert read_words("谢谢", "", "推荐表").verdict == "thanks"
+    assert read_words("收到，谢谢", "", "回复：【需补正】荷塘区 是否需要盖章？").verdict == "thanks"
