@@ -18,7 +18,7 @@ from outbox.compose import REVIEW_WORDS, STATUS_WORDS, add_attachment
 
 SENDER_NAME = "株洲市工信局信息技术能手评选"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-KIND_WORDS = {"reply": "回复", "digest": "每日汇总"}
+KIND_WORDS = {"reply": "回复", "digest": "每日汇总", "reminder": "截止前提醒", "forward": "来信转交"}
 OUTBOX_WORDS = {"failed": "发送失败", "undeliverable": "无法投递"}
 CHART_CID = "<places-chart@intake.digest>"
 

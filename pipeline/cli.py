@@ -371,14 +371,14 @@ def questions(ctx: click.Context, show_all: bool) -> None:
     if not rows:
         click.echo("no questions waiting for a person" if not show_all else "no questions")
         return
-    table = Table(title="待人工处理的来信")
-    for header in ("收到时间", "县市区", "发件人", "来信内容", "Message-ID", "已处理"):
-        table.add_column(header, overflow="fold")
-    for s in rows:
-        table.add_row(s["received_at"][:16].replace("T", " "), s.get("county") or "", s.get("from", ""),
-                      s.get("words", ""), s["message_id"],
-                      (s.get("answered_at") or "")[:16].replace("T", " ") or "否")
-    Console().print(table)
+    # Plain lines, not a table: the text is long, and the Message-ID must stay whole to be pasted.
+    for n, s in enumerate(rows, start=1):
+        done = f"  已处理 {s['answered_at'][:16].replace('T', ' ')}" if s.get("answered_at") else ""
+        click.echo(f"{n}. {s.get('county') or ''}  {s['received_at'][:16].replace('T', ' ')}  {s.get('from', '')}{done}")
+        click.echo(f"   主题：{s.get('subject') or '（无主题）'}")
+        for line in (s.get("words") or "").splitlines():
+            click.echo(f"   {line}")
+        click.echo(f"   intake answered \"{s['message_id']}\"")
 
 
 @main.command()

@@ -68,7 +68,7 @@ def test_a_clerks_question_from_each_client_reaches_the_contact_and_a_thank_you_
 
     later = MAIL_RECEIVED + dt.timedelta(hours=2)
     for client, sender in COUNTIES.items():
-        mail.append(client_reply(client, sender, MAILBOX, QUESTIONS[client],
+        mail.append(client_reply(client, sender, MAILBOX, QUESTIONS[client], subject=receipts[sender]["Subject"],
                                  in_reply_to=receipts[sender]["Message-ID"]), when=later)
     mail.append(client_reply("163", "youxian@example.cn", MAILBOX, "收到，谢谢",
                              in_reply_to=receipts["youxian@example.cn"]["Message-ID"]), when=later)
@@ -117,6 +117,16 @@ def test_a_clerks_question_from_each_client_reaches_the_contact_and_a_thank_you_
     assert "【待人工处理的来信（3 封）】" in today and QUESTIONS["foxmail"] not in today.split("一、")[0]
     again = intake(mail.config, "answered", first_id, env=mail.env)
     assert again.returncode == 1 and "already marked answered" in again.stderr
+
+
+def test_without_forwarding_the_question_waits_for_the_digest_and_only_the_clerk_hears(mail, smtp_server):
+    mail.append(sample_mail.foxmail_email("liling@example.cn", MAILBOX, "请问报告截止时间", [], body=""))
+    poll(mail)
+    [reply] = smtp_server.wait_for(1)
+    assert reply.rcpt_tos == ["liling@example.cn"] and reply.message["X-Intake-Status"] == "needs-person"
+    assert "请问报告截止时间" in run(mail, "questions").stdout
+    unknown = intake(mail.config, "answered", "<nobody@example.cn>", env=mail.env)
+    assert unknown.returncode == 1 and "no question has Message-ID" in unknown.stderr
 
 
 def test_a_fresh_email_that_forgot_its_attachment_is_asked_for_it_not_passed_on(mail, smtp_server):
