@@ -127,9 +127,6 @@ class Settings:
                 return county.name
         return None
 
-    def county_senders(self, name: str) -> tuple[str, ...]:
-        return next((c.senders for c in self.counties if c.name == name), ())
-
     def own_addresses(self) -> set[str]:
         return {a.lower() for a in (self.smtp.from_address, self.smtp.username,
                                     self.mailbox.username) if a}

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import docx
 import openpyxl
-import pytest
 
 from pipeline import sample_mail, samples
-from pipeline.sample_mail import REPLY_CLIENTS, client_reply
-from tests.cli import exported, intake
+from pipeline.sample_mail import client_reply
+from tests.cli import intake
 from tests.configs import MAIL_RECEIVED, MAILBOX
 
 COUNTIES = {"foxmail": "hetang@example.cn", "outlook": "lusong@example.cn", "qq": "shifeng@example.cn",
