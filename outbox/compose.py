@@ -70,6 +70,9 @@ class ReplyContent:
     reports: list[ReportOutcome] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)
     roster: list[dict] = field(default_factory=list)   # the county's candidates, for a query
+    repeat_of: dt.datetime | None = None   # when the same files came from this sender before
+    receipt: str = ""                 # 〔2022〕荷塘-003: never repeats, so no two subjects are alike
+    versions: dict[str, int] = field(default_factory=dict)   # name → which version this email made
     deadline_note: str = ""           # outbox.wording.deadline_sentence(): the deadline that applies
     contact_name: str = ""            # [campaign] contact_name / contact_phone, for a passed-on question
     contact_phone: str = ""
@@ -83,11 +86,25 @@ def reply_message_id(submission_id: str, kind: str, from_address: str) -> str:
 
 
 def reply_subject(content: ReplyContent) -> str:
+    """Status word first; then who and what; then the receipt number and the time received, so
+    no two replies share a subject (163 refuses a subject it has seen a few times as spam)."""
+    return f"{_subject_head(content)}{_receipt_tail(content)}"
+
+
+def _receipt_tail(content: ReplyContent) -> str:
+    if not content.receipt:
+        return ""
+    at = content.received_at
+    return f" {content.receipt} {at.month}月{at.day}日{at:%H:%M}收到"
+
+
+def _subject_head(content: ReplyContent) -> str:
     if content.kind == "query":
         return f"【进度查询】{content.county} 信息技术能手推荐情况"
     if content.kind == "question":
         return f"【已转交】{content.county} 来信已转市工信局联系人"
-    named = [*content.withdrawn, *(f.name for f in content.forms), *(r.name for r in content.reports)]
+    named = [*content.withdrawn, *(_versioned(f.name, content) for f in content.forms),
+             *(r.name for r in content.reports)]
     # A name is what the county typed: a line break in it must not start a header of its own.
     names = "、".join(dict.fromkeys(" ".join(n.split()) for n in named if n and n.strip()))
     if content.kind == "withdrawal":
@@ -100,6 +117,11 @@ def reply_subject(content: ReplyContent) -> str:
         what = "信息技术能手推荐材料"
     parts = [f"【{STATUS_WORDS[content.status]}】", content.county or "", names, what]
     return " ".join(p for p in parts if p).replace("】 ", "】")
+
+
+def _versioned(name: str, content: ReplyContent) -> str:
+    number = content.versions.get(name, 0)
+    return f"{name}（第{number}次报送）" if name and number > 1 else name
 
 
 def compose_reply(content: ReplyContent, from_address: str, submission_id: str,
@@ -133,6 +155,10 @@ def _all_codes(content: ReplyContent) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
+def _moment_words(local: dt.datetime) -> str:
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
 def _template_context(content: ReplyContent) -> dict:
     local = content.received_at
     return {
@@ -140,6 +166,7 @@ def _template_context(content: ReplyContent) -> dict:
         "status_word": STATUS_WORDS[content.status],
         "greeting": f"{content.county}科工信局" if content.county else "您好",
         "received": f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}",
+        "repeat_of": _moment_words(content.repeat_of) if content.repeat_of else "",
         "email_problems": [describe(p) for p in content.problems],
         "forms": [_form_view(f) for f in content.forms],
         "reports": [_report_view(r) for r in content.reports],

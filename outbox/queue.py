@@ -2,9 +2,11 @@
 
 A reply is pending until the server accepts it (sent) or refuses it for good (failed); a bounce
 that comes back later makes it undeliverable. A temporary refusal or an unreachable server
-leaves it pending with a `next_attempt_at` that backs off exponentially, with jitter; a
-throttling answer (163's `421 HL:ICC`, `451 MI:SFQ`, `450 MI:DMC`) also pauses the rest of the
-queue rather than hammering a server that asked us to slow down. The clock is always passed in.
+leaves it pending with a `next_attempt_at` that backs off exponentially, with jitter; 163's
+spam and rate refusals (`554 DT:SPM`, `DT:SUM`, `MI:…`) wait 15 minutes at least. A throttling
+answer (163's `421 HL:ICC`, `451 MI:SFQ`, `450 MI:DMC`) pauses all sending to that server, a
+pause kept in the store so every pass and worker honours it. Each reply sent is copied into the
+mailbox's Sent folder, retried until it is kept. The clock is always passed in.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from store.marker import Marker
 log = logging.getLogger("intake.outbox")
 
 STATUSES = ("pending", "sent", "failed", "undeliverable", "uncertain")
+COPY_TRIES = 10   # a copy in the Sent folder failing on this many passes is given up (logged)
 UNCERTAIN_NOTE = ("intake stopped while the server was taking this reply: it may or may not have "
                   "been delivered, so it is not sent again by itself (`intake outbox --retry` does)")
 # The stored reply was folded when it was composed: send it as it is, never refolded.
@@ -38,6 +41,7 @@ class DeliveryReport:
     error: str = ""     # why delivery stopped early, for the operator
     fatal: bool = False  # the operator must act (login refused), not just wait
     next_attempt_at: str = ""  # the earliest pending reply's next try, ISO time
+    paused_until: str = ""     # the server asked us to slow down: nothing goes to it until then
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class RetryPolicy:
     max_seconds: float = 3600.0
     give_up_hours: float = 24.0
     batch_size: int = 10
+    spam_seconds: float = 900.0     # 163's spam and rate refusals (554 DT:SPM ...): 15 min at least
 
     @classmethod
     def from_settings(cls, smtp) -> "RetryPolicy":
@@ -54,13 +59,21 @@ class RetryPolicy:
         return cls(base_seconds=getattr(smtp, "retry_base_seconds", cls.base_seconds),
                    max_seconds=getattr(smtp, "retry_max_seconds", cls.max_seconds),
                    give_up_hours=getattr(smtp, "retry_give_up_hours", cls.give_up_hours),
-                   batch_size=getattr(smtp, "batch_size", cls.batch_size))
+                   batch_size=getattr(smtp, "batch_size", cls.batch_size),
+                   spam_seconds=getattr(smtp, "spam_retry_seconds", cls.spam_seconds))
 
     def delay(self, attempts: int, rng: random.Random) -> dt.timedelta:
         """Exponential backoff with "equal jitter": between half and all of base * 2^(n-1),
         so replies deferred together do not all come back in the same second."""
         ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
         return dt.timedelta(seconds=ceiling / 2 + rng.random() * ceiling / 2)
+
+    def spam_delay(self, refusals: int, rng: random.Random) -> dt.timedelta:
+        """After the n-th spam or rate refusal: never less than `spam_seconds`, doubling up to
+        four times that (or `max_seconds`, the larger), plus up to a fifth more at random."""
+        cap = max(self.max_seconds, self.spam_seconds * 4)
+        floor = min(cap, self.spam_seconds * 2 ** max(refusals - 1, 0))
+        return dt.timedelta(seconds=floor * (1 + rng.random() / 5))
 
 
 def enqueue(store, msg: EmailMessage, submission_id: str, kind: str, now: dt.datetime,
@@ -119,46 +132,69 @@ def due_replies(pending: list[dict], now: dt.datetime) -> list[dict]:
 
 def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | None = None,
                     rng: random.Random | None = None,
-                    on_sent: Callable[[bytes], object] | None = None) -> DeliveryReport:
-    """Send the due replies, at most `policy.batch_size` over one connection. `on_sent(raw)` is
-    called after each reply is recorded as sent (to keep a copy in the Sent folder); its failure
-    never costs a delivery."""
+                    on_sent: Callable[[bytes], bool] | None = None) -> DeliveryReport:
+    """The one way replies (and digests) leave: send the due ones, at most `policy.batch_size`
+    over one connection, unless the server asked for a pause; then keep the copies in the Sent
+    folder that are due. `on_sent(raw)` appends one copy: True when kept, False when the
+    mailbox keeps none (Maildir, no \\Sent folder); it raises when the copy failed, and the copy
+    is tried again on a later call. Without it (the digest command has no mailbox session) the
+    copies wait, recorded, for the next pass."""
     policy = policy or RetryPolicy()
     rng = rng or random.Random()
     report = DeliveryReport()
     handover = Handover(store.path)
     handover.recover(store, transport, now)
-    batch = due_replies(store.outbox.with_status("pending"), now)[:policy.batch_size]
-    done = 0
-    if batch:
-        try:
-            with transport:
-                for reply in batch:
-                    transport.reconnect_if_needed()
-                    throttled = _deliver_one(store, transport, reply, now, report, policy, rng,
-                                             on_sent, handover)
-                    done += 1
-                    if throttled:
-                        _pause(store, batch[done:], throttled)
-                        report.error = (f"the SMTP server asked us to slow down "
-                                        f"({store.outbox.get(reply['reply_id'])['last_error']})")
-                        log.warning("%s; the queue waits until %s", report.error, throttled)
-                        break
-        except TransportUnavailable as exc:
-            report.error = str(exc)
-            report.fatal = exc.needs_operator
-            if not exc.needs_operator:  # a refused login waits for the operator, not a backoff
-                for reply in batch[done:]:
-                    _retry_later(store, reply, str(exc), now, policy, rng, report)
-    waiting = store.outbox.with_status("pending")
-    report.waiting = len(waiting)
-    report.next_attempt_at = min((r.get("next_attempt_at") or "" for r in waiting), default="")
+    server = getattr(transport, "server", None)
+    if not (server and store.pauses.active(server, now)):
+        batch = due_replies(store.outbox.with_status("pending"), now)[:policy.batch_size]
+        if batch:
+            _send_batch(store, transport, batch, now, report, policy, rng, handover)
+    if report.sent:
+        _pause_over(store, server)
+    if on_sent is not None:
+        keep_sent_copies(store, on_sent, now)
+    _note_waiting(store, server, now, report)
     return report
 
 
+def _send_batch(store, transport, batch: list[dict], now: dt.datetime, report: DeliveryReport,
+                policy: RetryPolicy, rng: random.Random, handover: "Handover") -> None:
+    """Over one connection, until the batch is done or the server asks us to slow down."""
+    done = 0
+    try:
+        with transport:
+            for reply in batch:
+                transport.reconnect_if_needed()
+                paused = _deliver_one(store, transport, reply, now, report, policy, rng, handover)
+                done += 1
+                if paused:
+                    return
+    except TransportUnavailable as exc:
+        if exc.throttled:   # turned away at the door: 163's 421 HL:ICC greeting
+            _pause_server(store, transport, str(exc), now, policy, rng, report, tried=batch[done])
+            return
+        report.error = str(exc)
+        report.fatal = exc.needs_operator
+        if not exc.needs_operator:  # a refused login waits for the operator, not a backoff
+            for reply in batch[done:]:
+                _retry_later(store, reply, str(exc), now, policy, rng, report)
+
+
+def _note_waiting(store, server: str | None, now: dt.datetime, report: DeliveryReport) -> None:
+    """What still waits, and when the next try can be: never before the server's pause ends."""
+    waiting = store.outbox.with_status("pending")
+    report.waiting = len(waiting)
+    pause = store.pauses.active(server, now) if server else None
+    report.paused_until = pause["until"] if pause else ""
+    soonest = min((r.get("next_attempt_at") or "" for r in waiting), default="")
+    if soonest and pause:
+        soonest = max(soonest, pause["until"], key=stored_time)
+    report.next_attempt_at = soonest
+
+
 def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: DeliveryReport,
-                 policy: RetryPolicy, rng: random.Random, on_sent, handover: "Handover") -> str:
-    """Returns the reply's next_attempt_at when the server throttled us, else ""."""
+                 policy: RetryPolicy, rng: random.Random, handover: "Handover") -> bool:
+    """Send one reply and record the outcome. True when the server paused all sending."""
     raw = reply["raw"].encode("utf-8", "surrogateescape")
     msg = BytesParser(policy=_SEND_POLICY).parsebytes(raw)
     try:
@@ -171,11 +207,13 @@ def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: Delive
                                     last_error=str(exc), failed_at=now.isoformat())
             report.failed += 1
             log.warning("reply %s refused for good: %s", reply["reply_id"], exc)
-            return ""
-        until = _retry_later(store, reply, str(exc), now, policy, rng, report)
-        if not exc.throttled:
-            return ""
-        return until or (now + policy.delay(1, rng)).isoformat()
+            return False
+        if exc.throttled:
+            _pause_server(store, transport, str(exc), now, policy, rng, report, tried=reply,
+                          spam=exc.spam)
+            return True
+        _retry_later(store, reply, str(exc), now, policy, rng, report, spam=exc.spam)
+        return False
     except TransportUnavailable:
         if handover.active():  # the connection broke after the final dot: the server may have it
             _mark_uncertain(store, reply["reply_id"], now)
@@ -183,11 +221,10 @@ def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: Delive
         raise
     with store.transaction():
         store.outbox.update(reply["reply_id"], status="sent", attempts=reply["attempts"] + 1,
-                            sent_at=now.isoformat(), last_error="", next_attempt_at=None)
+                            sent_at=now.isoformat(), last_error="", next_attempt_at=None, copy="due")
     handover.end()
     report.sent += 1
-    _keep_copy(on_sent, msg, reply["reply_id"])
-    return ""
+    return False
 
 
 class Handover:
@@ -220,7 +257,8 @@ class Handover:
             elif delivered(reply_id):
                 with store.transaction():
                     store.outbox.update(reply_id, status="sent", sent_at=now.isoformat(),
-                                        attempts=reply["attempts"] + 1, next_attempt_at=None)
+                                        attempts=reply["attempts"] + 1, next_attempt_at=None,
+                                        copy="due")
         self.end()
 
 
@@ -232,8 +270,10 @@ def _mark_uncertain(store, reply_id: str, now: dt.datetime) -> None:
 
 
 def _retry_later(store, reply: dict, error: str, now: dt.datetime, policy: RetryPolicy,
-                 rng: random.Random, report: DeliveryReport) -> str:
-    """A temporary failure: back off, or give up once the reply has waited too long."""
+                 rng: random.Random, report: DeliveryReport, spam: bool = False,
+                 until: dt.datetime | None = None) -> str:
+    """A temporary failure: back off, or give up once the reply has waited too long. A spam
+    refusal waits `spam_seconds` at least, growing with each one; `until`: the server's pause."""
     attempts = reply["attempts"] + 1
     queued = stored_time(reply.get("queued_at") or reply["created_at"])
     if now - queued >= dt.timedelta(hours=policy.give_up_hours):
@@ -244,28 +284,67 @@ def _retry_later(store, reply: dict, error: str, now: dt.datetime, policy: Retry
         report.failed += 1
         log.warning("reply %s given up after %g h: %s", reply["reply_id"], policy.give_up_hours, error)
         return ""
-    until = (now + policy.delay(attempts, rng)).isoformat()
+    refusals = reply.get("spam_refusals", 0) + (1 if spam else 0)
+    if until is None:
+        until = now + (policy.spam_delay(refusals, rng) if spam else policy.delay(attempts, rng))
     with store.transaction():
         store.outbox.update(reply["reply_id"], attempts=attempts, last_error=error,
-                            next_attempt_at=until)
-    return until
+                            next_attempt_at=until.isoformat(), spam_refusals=refusals)
+    if spam:
+        log.warning("reply %s refused under the server's spam or rate rules (%s); sent again "
+                    "after %s", reply["reply_id"], error, until.isoformat(timespec="seconds"))
+    return until.isoformat()
 
 
-def _pause(store, replies: list[dict], until: str) -> None:
-    """The server throttled us: the rest of the batch waits as long (not counted as attempts)."""
-    with store.transaction():
-        for reply in replies:
-            if stored_time(reply.get("next_attempt_at") or reply["created_at"]) < stored_time(until):
-                store.outbox.update(reply["reply_id"], next_attempt_at=until)
+def _pause_server(store, transport, error: str, now: dt.datetime, policy: RetryPolicy,
+                  rng: random.Random, report: DeliveryReport, tried: dict | None,
+                  spam: bool = False) -> None:
+    """The server asked us to slow down (421, 450, 451, a rate marker): nothing more goes to it
+    until the pause is over, recorded in the store so the next pass or worker honours it too.
+    The pauses grow while the server keeps asking. The reply tried waits as long."""
+    server = getattr(transport, "server", "")
+    earlier = store.pauses.get(server) if server else None
+    count = (earlier or {}).get("count", 0) + 1
+    until = now + (policy.spam_delay(count, rng) if spam else policy.delay(count, rng))
+    if server:
+        with store.transaction():
+            store.pauses.put(server, until.isoformat(), error, count)
+    if tried is not None:
+        _retry_later(store, tried, error, now, policy, rng, report, spam=spam, until=until)
+    report.paused_until = until.isoformat()
+    log.warning("the SMTP server asks us to slow down: %s; nothing is sent to %s until %s",
+                error, server or "it", until.isoformat(timespec="seconds"))
 
 
-def _keep_copy(on_sent, msg: EmailMessage, reply_id: str) -> None:
-    if on_sent is None:
-        return
-    try:
-        on_sent(msg.as_bytes())
-    except Exception as exc:  # noqa: BLE001 — the reply is out; a missing copy is only logged
-        log.warning("reply %s sent, but no copy kept in the Sent folder: %s", reply_id, exc)
+def _pause_over(store, server: str | None) -> None:
+    """A reply went through: the next throttling answer starts again from a short pause."""
+    if server and server in store.pauses:
+        with store.transaction():
+            store.pauses.remove(server)
+
+
+def keep_sent_copies(store, on_sent: Callable[[bytes], bool], now: dt.datetime) -> int:
+    """Copy every sent reply whose copy is due into the Sent folder. A failed copy stays due,
+    is logged and is tried again on the next call; after COPY_TRIES calls it is given up."""
+    kept = 0
+    for reply in store.outbox.copies_due():
+        raw = reply["raw"].encode("utf-8", "surrogateescape")
+        try:
+            state = "kept" if on_sent(raw) else "none"
+        except Exception as exc:  # noqa: BLE001 — the reply is out; its copy is retried later
+            tries = reply.get("copy_attempts", 0) + 1
+            state = "failed" if tries >= COPY_TRIES else "due"
+            with store.transaction():
+                store.outbox.update(reply["reply_id"], copy=state, copy_attempts=tries,
+                                    copy_error=str(exc) or type(exc).__name__)
+            log.warning("reply %s sent, but no copy kept in the Sent folder (%s): %s", reply["reply_id"],
+                        "given up" if state == "failed" else "tried again on the next pass",
+                        str(exc) or type(exc).__name__)
+            break  # the mailbox session is likely broken: the rest waits for the next pass
+        with store.transaction():
+            store.outbox.update(reply["reply_id"], copy=state, copied_at=now.isoformat())
+        kept += state == "kept"
+    return kept
 
 
 def requeue_failed(store, now: dt.datetime) -> int:

@@ -19,29 +19,45 @@ from typing import Callable
 
 class DeliveryError(Exception):
     """A message could not be handed over. `permanent` failures are never retried; `throttled`
-    means the server wants fewer messages from us for a while (stop the batch)."""
+    means the server wants fewer messages from us for a while (pause all sending to it); `spam`
+    means 163 refused it under its spam or rate rules (a 5xx that a long wait cures)."""
 
-    def __init__(self, message: str, permanent: bool, throttled: bool = False):
+    def __init__(self, message: str, permanent: bool, throttled: bool = False, spam: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.throttled = throttled
+        self.spam = spam
 
 
 # 163's rate limits: 421 HL:ICC / HL:IFC / HL:MEP, 450 MI:DMC / MI:CEL, 451 MI:SFQ / RP:QRC ...
 _THROTTLE_MARK = re.compile(r"\b(HL|MI|RP):[A-Z]{3}\b")
+# 163's 5xx that are not final: DT:SPM / DT:SUM (content taken for spam), MI:xxx (the account's
+# sending rate). They pass once the rate falls or the message differs; a wrong address does not.
+_SPAM_MARK = re.compile(r"\b(DT:(SPM|SUM)|MI:[A-Z]{3})\b")
 
 
 def is_throttling(code: int, text: str) -> bool:
     return code == 421 or (400 <= code < 500 and bool(_THROTTLE_MARK.search(text)))
 
 
+def classify(code: int, text: str) -> DeliveryError:
+    """What a refusal means for the outbox (see the README's table of 163's codes)."""
+    if code >= 500:
+        spam = bool(_SPAM_MARK.search(text))
+        # MI: is the account's rate, not this message: every reply waits as long.
+        return DeliveryError(text, permanent=not spam, spam=spam, throttled="MI:" in text and spam)
+    return DeliveryError(text, permanent=False, throttled=code in (421, 450, 451) or is_throttling(code, text))
+
+
 class TransportUnavailable(Exception):
     """The transport cannot be used at all now (unreachable, login refused); nothing was sent.
-    `needs_operator` when waiting will not help (a refused login, a bad certificate)."""
+    `needs_operator` when waiting will not help (a refused login, a bad certificate);
+    `throttled` when the server turned the connection away to slow us down (163's 421 HL:ICC)."""
 
-    def __init__(self, message: str, needs_operator: bool = False):
+    def __init__(self, message: str, needs_operator: bool = False, throttled: bool = False):
         super().__init__(message)
         self.needs_operator = needs_operator
+        self.throttled = throttled
 
 
 def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
@@ -66,6 +82,7 @@ class SmtpTransport:
         self.username, self._password = username, password
         self.envelope_from = username if "@" in username else from_address
         self.ca_file, self.timeout = ca_file, timeout
+        self.server = f"{host}:{port}"   # what a pause asked by the server applies to
         self._conn: smtplib.SMTP | None = None
 
     def __enter__(self) -> "SmtpTransport":
@@ -96,9 +113,14 @@ class SmtpTransport:
             if self.username and self._password:
                 conn.login(self.username, self._password)
             return conn
-        except smtplib.SMTPAuthenticationError as exc:
-            raise TransportUnavailable(f"{where} refused the login for {self.username} "
-                                       f"({exc.smtp_code})", needs_operator=True) from None
+        except smtplib.SMTPResponseException as exc:
+            text = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            if 400 <= exc.smtp_code < 500:  # 421 HL:ICC as the greeting: too many connections
+                raise TransportUnavailable(text, throttled=True) from None
+            if isinstance(exc, smtplib.SMTPAuthenticationError):
+                raise TransportUnavailable(f"{where} refused the login for {self.username} "
+                                           f"({text})", needs_operator=True) from None
+            raise TransportUnavailable(f"{where} refused the connection: {text}") from None
         except ssl.SSLCertVerificationError as exc:
             raise TransportUnavailable(f"{where}: its TLS certificate cannot be verified "
                                        f"({exc.verify_message}); set smtp.ca_file to trust a "
@@ -119,15 +141,16 @@ class SmtpTransport:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             text = _answer(exc.recipients)
-            raise DeliveryError(text, permanent=all(c >= 500 for c in codes),
+            spam = bool(_SPAM_MARK.search(text)) and all(c >= 500 for c in codes)
+            raise DeliveryError(text, permanent=all(c >= 500 for c in codes) and not spam, spam=spam,
                                 throttled=any(is_throttling(c, text) for c in codes)) from None
         except smtplib.SMTPResponseException as exc:
             text = f"{exc.smtp_code} {_text(exc.smtp_error)}"
             if exc.smtp_code >= 500:
                 self._reset()
-                raise DeliveryError(text, permanent=True) from None
+                raise classify(exc.smtp_code, text) from None
             self._drop()  # a 4xx may leave the session unusable: reconnect next time
-            # A 4xx to MAIL or DATA is the server's, not one recipient's: stop the batch.
+            # A 4xx to MAIL or DATA is the server's, not one recipient's: pause the sending.
             raise DeliveryError(text, permanent=False, throttled=True) from None
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
@@ -193,7 +216,17 @@ class MaildirTransport:
     def __enter__(self) -> "MaildirTransport":
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._clean_tmp()
         return self
+
+    def _clean_tmp(self) -> None:
+        """Remove the replies a killed intake left half-handed-over in tmp/: ours by their
+        name, written by a process that is gone. (The reply itself is still in the outbox and
+        is written again.)"""
+        for path in (self.path / "tmp").glob("*.eml"):
+            match = _OWN_NAME.fullmatch(path.name)
+            if match and not _alive(int(match.group(1))):
+                path.unlink(missing_ok=True)
 
     def __exit__(self, *exc) -> None:
         pass
@@ -218,6 +251,21 @@ class MaildirTransport:
         of a handover, the Maildir can say what an SMTP server cannot."""
         tag = hashlib.sha1(message_id.encode()).hexdigest()[:16]
         return any((self.path / sub).glob(f"*.{tag}.*") for sub in ("new", "cur"))
+
+
+_OWN_NAME = re.compile(r"\d+\.[0-9a-f]{16}\.P(\d+)\..*\.eml")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's process: not ours to judge
+        return True
+    return True
 
 
 def _tag(msg: EmailMessage) -> str:

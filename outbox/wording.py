@@ -6,6 +6,18 @@ from parsers.records import FIELD_LABELS
 FORM = "《株洲市“十大能手”评选推荐表》（信息技术能手类别）"
 
 
+UNREGISTERED = "未登记"   # the receipt series of senders registered for no county
+
+
+def receipt_number(year: int, county: str | None, number: int) -> str:
+    """A receipt number as official documents write it: 〔2022〕荷塘-003 (the county's name less
+    its 区/县/市, unless that would leave a single character, as 攸县 would)."""
+    short = county or UNREGISTERED
+    if len(short) > 2 and short[-1] in "区县市":
+        short = short[:-1]
+    return f"〔{year}〕{short}-{number:03d}"
+
+
 def describe(problem: dict) -> str:
     """One polite Chinese sentence (or two) for a stored problem dict."""
     code = problem["code"]

@@ -3,7 +3,9 @@ that cannot be read and why. Routing is by content (magic bytes), never by the f
 
 Containers (.zip, .rar, .7z, winmail.dat) are opened first — one level of nesting — and each
 file inside becomes a Document named "材料.zip/张三.docx". Legacy documents (.doc, .wps, .rtf,
-.odt) of the whole email then go to LibreOffice in one batch, and everything is read.
+.odt) of the whole email then go to LibreOffice in one batch, and everything is read — every
+document through one entry point (`_read_document`): within the email's budget of time and
+expanded bytes (parsers/limits.py), in a sandboxed child (parsers/sandbox.py).
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from parsers.errors import NotAForm, UnreadableFile
 from parsers.normalize import looks_garbled
 from parsers.pdf_form import read_pdf
 from parsers.records import Attachment, FormRecord, ReportRecord
-from parsers.sandbox import run_limited
+from parsers.limits import MIN_SECONDS, OUT_OF_TIME, XML_TOO_BIG, EmailBudget, xml_too_big
+from parsers.sandbox import WALL_SECONDS, run_limited
 from parsers.sniff import DOCUMENT_EXTENSIONS, extension, sniff
 from parsers.tnef import tnef_members
 
@@ -55,13 +58,16 @@ class _File:
     depth: int
 
 
-def read_attachments(attachments: list[Attachment]) -> list[Document]:
-    budget = Budget()
+def read_attachments(attachments: list[Attachment], budget: EmailBudget | None = None) -> list[Document]:
+    """Every file of the email read within `budget` (the email's time and expanded bytes):
+    files it does not reach are unreadable, saying so."""
+    budget = budget or EmailBudget()
+    archive_budget = Budget()
     files: list[_File | Document] = []
     for att in attachments:
-        files += _unpacked(att.filename, att.data, 0, budget)
-    converted = _converted([f for f in files if isinstance(f, _File) and _legacy(f)])
-    return [f if isinstance(f, Document) else _read(f, converted) for f in files]
+        files += _unpacked(att.filename, att.data, 0, archive_budget)
+    converted = _converted([f for f in files if isinstance(f, _File) and _legacy(f)], budget)
+    return [f if isinstance(f, Document) else _read(f, converted, budget) for f in files]
 
 
 # ---- containers -----------------------------------------------------------------------------
@@ -97,28 +103,30 @@ def _legacy(f: _File) -> bool:
     return f.kind in LEGACY or (f.kind == "html" and extension(f.name) in _WORD_EXTENSIONS)
 
 
-def _converted(files: list[_File]) -> dict[int, bytes | UnreadableFile]:
-    """id(file) → its .docx bytes or why it could not be converted: one soffice call in all."""
-    results = to_docx([(f.data, LEGACY.get(f.kind, "html")) for f in files])
+def _converted(files: list[_File], budget: EmailBudget) -> dict[int, bytes | UnreadableFile]:
+    """id(file) → its .docx bytes or why it could not be converted: one soffice call in all,
+    stopped when the email's time runs out."""
+    if files and budget.seconds_left() < MIN_SECONDS:
+        return {id(f): UnreadableFile(OUT_OF_TIME) for f in files}
+    results = to_docx([(f.data, LEGACY.get(f.kind, "html")) for f in files],
+                      max_seconds=budget.seconds_left())
     return {id(f): result for f, result in zip(files, results)}
 
 
 # ---- reading one file ------------------------------------------------------------------------
 
-def _read(f: _File, converted: dict) -> Document:
+def _read(f: _File, converted: dict, budget: EmailBudget) -> Document:
     if f.kind == "image":
         return Document(f.name, "image", f.data, format="image", scan=True)
-    if f.kind == "docx":
-        return _read_docx(f.name, f.data, f.data, "docx")
-    if f.kind == "pdf":
-        return _read_pdf(f)
+    if f.kind in ("docx", "pdf"):
+        return _read_document(f.name, f.data, f.data, f.kind, budget)
     if f.kind == "ole-encrypted":
         return _unreadable(f.name, f.data, ENCRYPTED, "docx")
     if id(f) in converted:
         result = converted[id(f)]
         if isinstance(result, UnreadableFile):
             return _unreadable(f.name, f.data, result.reason, f.kind)
-        return _read_docx(f.name, f.data, result, extension(f.name) or f.kind)
+        return _read_document(f.name, f.data, result, extension(f.name) or f.kind, budget)
     if f.kind == "empty" and extension(f.name) in DOCUMENT_EXTENSIONS:
         return _unreadable(f.name, f.data, EMPTY, "empty")
     if f.kind in ("empty", "office") or f.depth > 0 and _junk_member(f):
@@ -137,34 +145,36 @@ def _unreadable(name: str, data: bytes, reason: str, fmt: str) -> Document:
     return Document(name, "unreadable", data, reason=reason, format=fmt)
 
 
-def _read_docx(name: str, original: bytes, docx: bytes, fmt: str) -> Document:
-    """A Word document (perhaps converted from .doc): a form, else a report."""
+def _read_document(name: str, original: bytes, data: bytes, fmt: str, budget: EmailBudget) -> Document:
+    """The one way a document is parsed: within the email's budget, in a sandboxed child
+    (memory, CPU and wall-clock limits), whatever its format. `data` is what is read (the
+    .docx a .doc was converted to), `original` what the county sent."""
+    refusal = budget.refusal(data)
+    if refusal:
+        return _unreadable(name, original, refusal, fmt)
     try:
-        return Document(name, "form", original, form=parse_form(docx), format=fmt)
+        kind, record = run_limited(_parse_document, data, wall=min(WALL_SECONDS, budget.seconds_left()))
     except UnreadableFile as exc:
         return _unreadable(name, original, exc.reason, fmt)
-    except NotAForm:
-        pass
-    try:
-        report = docx_report(docx)
-    except UnreadableFile as exc:
-        return _unreadable(name, original, exc.reason, fmt)
-    if not report.chars:
-        return _unreadable(name, original, NO_TEXT, fmt)
-    if looks_garbled(report.head):   # LibreOffice imports a file it cannot parse as text
-        return _unreadable(name, original, GARBLED, fmt)
-    return Document(name, "report", original, report=report, format=fmt)
-
-
-def _read_pdf(f: _File) -> Document:
-    try:
-        kind, record = run_limited(read_pdf, f.data)
-    except UnreadableFile as exc:
-        return _unreadable(f.name, f.data, exc.reason, "pdf")
     if kind == "scan":
-        return Document(f.name, "image", f.data, format="pdf", scan=True)
+        return Document(name, "image", original, format=fmt, scan=True)
     if kind == "form":
-        return Document(f.name, "form", f.data, form=record, format="pdf")
-    if looks_garbled(record.head):
-        return _unreadable(f.name, f.data, GARBLED, "pdf")
-    return Document(f.name, "report", f.data, report=record, format="pdf")
+        return Document(name, "form", original, form=record, format=fmt)
+    if not record.chars:
+        return _unreadable(name, original, NO_TEXT, fmt)
+    if looks_garbled(record.head):   # LibreOffice imports a file it cannot parse as text
+        return _unreadable(name, original, GARBLED, fmt)
+    return Document(name, "report", original, report=record, format=fmt)
+
+
+def _parse_document(data: bytes) -> tuple[str, FormRecord | ReportRecord | None]:
+    """In the sandbox: ("form", FormRecord) | ("report", ReportRecord) | ("scan", None) by
+    what the bytes are. Raises UnreadableFile."""
+    if sniff(data) == "pdf":
+        return read_pdf(data)
+    if xml_too_big(data):   # checked from the zip's directory, before any XML is parsed
+        raise UnreadableFile(XML_TOO_BIG)
+    try:
+        return "form", parse_form(data)
+    except NotAForm:
+        return "report", docx_report(data)

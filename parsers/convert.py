@@ -29,9 +29,9 @@ MEMORY_BYTES = 4 << 30     # address space per process: soffice maps much more t
 _SOFFICE_NAMES = ("soffice", "libreoffice")
 
 
-def to_docx(files: list[tuple[bytes, str]]) -> list[bytes | UnreadableFile]:
+def to_docx(files: list[tuple[bytes, str]], max_seconds: float | None = None) -> list[bytes | UnreadableFile]:
     """Each (data, extension) converted to .docx bytes, or the UnreadableFile saying why not;
-    in the order given."""
+    in the order given. soffice is killed after 40 s + 10 s a file, or `max_seconds` if sooner."""
     if not files:
         return []
     soffice = _soffice()
@@ -41,7 +41,10 @@ def to_docx(files: list[tuple[bytes, str]]) -> list[bytes | UnreadableFile]:
     with tempfile.TemporaryDirectory(prefix="intake-convert-") as tmp:
         work = Path(tmp)
         inputs = _write_inputs(work / "in", files)
-        timed_out = _run(soffice, work, inputs, BASE_SECONDS + SECONDS_PER_FILE * len(files))
+        seconds = BASE_SECONDS + SECONDS_PER_FILE * len(files)
+        if max_seconds is not None:
+            seconds = max(1, min(seconds, int(max_seconds)))
+        timed_out = _run(soffice, work, inputs, seconds)
         return [_output(work / "out", path, timed_out) for path in inputs]
 
 
@@ -68,7 +71,7 @@ def _run(soffice: str, work: Path, inputs: list[Path], seconds: int) -> bool:
            *map(str, inputs)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=work, start_new_session=True,
-                            env={**os.environ, "HOME": str(work)},
+                            env=_environment(work),
                             preexec_fn=lambda: _limit(seconds))
     try:
         proc.wait(timeout=seconds)
@@ -78,6 +81,14 @@ def _run(soffice: str, work: Path, inputs: list[Path], seconds: int) -> bool:
         return True
     finally:
         _kill_group(proc)
+
+
+def _environment(work: Path) -> dict:
+    """HOME and every temp folder inside the private work folder: soffice leaves its lu*.tmp
+    folders and OSL_PIPE sockets there when it is killed, and the folder goes with the call."""
+    (work / "tmp").mkdir(exist_ok=True)
+    tmp = str(work / "tmp")
+    return {**os.environ, "HOME": str(work), "TMPDIR": tmp, "TMP": tmp, "TEMP": tmp}
 
 
 def _limit(seconds: int) -> None:

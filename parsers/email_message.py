@@ -15,7 +15,9 @@ import email.parser
 import email.utils
 import hashlib
 import itertools
+import quopri
 import re
+import unicodedata
 from email.message import Message
 
 import logging
@@ -32,22 +34,27 @@ _CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "
 _MAX_NAME = 120
 MAX_DEPTH = 50   # MIME levels kept: forwards inside forwards nest a few, hostile mail thousands
 MAX_PARTS = 500  # parts read: a county attaches a handful; each one read is a file stored
-_MSGID = re.compile(r"<[^<>\s]+>")
+_MSGID = re.compile(r"<[^<>\s]{1,250}>")   # longer ones are not ids a mail client wrote
+MAX_HEADER_TEXT = 200    # characters of a subject kept, for the store, replies and the digest
+MAX_REFERENCES = 20      # ids of References kept (the newest), for threading and our reply
+_RAW_HEADER_CHARS = 8 * MAX_HEADER_TEXT   # what is decoded of a subject, From or an id
+MAX_RAW_HEADER = 16 << 10   # what is kept of any header (a long References stays whole)
 
 
 def parse_email(raw: bytes) -> ParsedEmail:
     """Parse any bytes into a ParsedEmail; garbage gives empty fields, never an exception."""
     msg = _structure(raw)
-    from_name, from_addr = _first_address(header_text(msg, "From"))
-    message_id = _first_msgid(header_text(msg, "Message-ID"))
+    from_name, from_addr, from_doubt = sender(msg)
+    message_id = _first_msgid(header_text(msg, "Message-ID", _RAW_HEADER_CHARS))
     return ParsedEmail(
         message_id=message_id or synthetic_message_id(raw),
         from_addr=from_addr,
         from_name=from_name,
+        from_doubt=from_doubt,
         to=[addr.lower() for _, addr in email.utils.getaddresses([header_text(msg, "To")]) if addr],
-        subject=_one_line(header_text(msg, "Subject")),
-        in_reply_to=_first_msgid(header_text(msg, "In-Reply-To")),
-        references=_MSGID.findall(header_text(msg, "References")),
+        subject=shortened(_one_line(header_text(msg, "Subject", _RAW_HEADER_CHARS))),
+        in_reply_to=_first_msgid(header_text(msg, "In-Reply-To", _RAW_HEADER_CHARS)),
+        references=_references(header_text(msg, "References")),
         content_type=msg.get_content_type(),
         headers=msg,
         attachments=list(_attachments(msg)),
@@ -62,7 +69,7 @@ def _structure(raw: bytes) -> Message:
     (it does on some empty nested multiparts), the standard library's parse of the same bytes.
     Nesting deeper than MAX_DEPTH is cut off, so no later walk of the tree can recurse too deep."""
     try:
-        msg = mailparser.MailParser(_fed(raw)).message
+        msg = mailparser.MailParser(_short_headers(_fed(raw))).message
     except Exception:  # noqa: BLE001
         try:
             msg = email.message_from_bytes(raw)
@@ -82,6 +89,14 @@ def _fed(raw: bytes, chunk: int = 1 << 16) -> Message:
     for start in range(0, len(raw), chunk):
         parser.feed(bytes(view[start:start + chunk]))
     return parser.close()
+
+
+def _short_headers(msg: Message) -> Message:
+    """The message with each of its own headers cut to MAX_RAW_HEADER characters: mail-parser
+    decodes every header whole (10 s for a 10 MB subject), and intake reads only their start."""
+    msg._headers = [(name, value[:MAX_RAW_HEADER] if isinstance(value, str) else value)
+                    for name, value in msg._headers]   # compat32's own list, kept in order
+    return msg
 
 
 def _cut_nesting(msg: Message) -> None:
@@ -120,15 +135,56 @@ def decode_words(value: str) -> str:
     return "".join(out)
 
 
-def header_text(msg: Message, name: str) -> str:
-    """One header as readable text, "" when absent or undecodable."""
+def header_text(msg: Message, name: str, raw_limit: int | None = None) -> str:
+    """One header as readable text, "" when absent or undecodable; of a hostile 10 MB header
+    only the first `raw_limit` characters are decoded."""
     try:
         values = msg.get_all(name) or []
     except Exception:  # noqa: BLE001 — malformed headers must not stop the pass
         return ""
     if not values:
         return ""
-    return header_value_text(values[0]).strip()
+    value = values[0]
+    if raw_limit is not None and not isinstance(value, email.header.Header) and len(value) > raw_limit:
+        return _decoded_start(_undo_surrogates(value[:raw_limit]), raw_limit).strip()
+    return header_value_text(value).strip()
+
+
+_OPEN_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)$")
+
+
+def _decoded_start(value: str, limit: int) -> str:
+    """The text of a header's first `limit` characters: an encoded word cut open there (a
+    hostile client writes one 10 MB word) is decoded up to its last whole character."""
+    cut = value[:limit]
+    word = _OPEN_WORD.search(cut)
+    if word is None:
+        return decode_words(cut)
+    charset, encoding, text = word.groups()
+    try:
+        if encoding in "bB":
+            data = binascii.a2b_base64(text[:len(text) // 4 * 4])
+        else:
+            data = quopri.decodestring(re.sub(r"=[0-9A-Fa-f]?$", "", text).replace("_", " ").encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        data = b""
+    return decode_words(cut[:word.start()]) + _whole_characters(data, charset)
+
+
+def _whole_characters(data: bytes, charset: str) -> str:
+    """`data` decoded, less a character cut in two at its end."""
+    charset = _CHARSET_ALIASES.get(charset.lower(), charset.lower())
+    for drop in range(4):
+        try:
+            return data[:len(data) - drop].decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return _decode_bytes(data, charset)
+
+
+def shortened(text: str, limit: int = MAX_HEADER_TEXT) -> str:
+    """`text` cut to `limit` characters, an ellipsis saying so."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def header_value_text(value) -> str:
@@ -280,28 +336,53 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def _undo_surrogates(value: str) -> str:
     """Headers with raw 8-bit bytes arrive as surrogate escapes: decode them as UTF-8 or GBK."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if value.isascii() or not _SURROGATE.search(value):
         return value
     data = value.encode("utf-8", errors="surrogateescape")
     return _decode_bytes(data, "utf-8")
 
 
-def _first_address(value: str) -> tuple[str, str]:
+def sender(msg: Message) -> tuple[str, str, str]:
+    """(display name, address, doubt) of the From header, parsed as RFC 5322 says: the address
+    is split out of the raw header first, and encoded words only ever decode the display name —
+    a name decoding to "荷塘区 <hetang@…>," creates no address. `doubt` is "" for one plain
+    mailbox, else why the header names no single sender (several mailboxes or From headers,
+    another address in the display name): such mail is no county's."""
     try:
-        pairs = email.utils.getaddresses([value])
-    except Exception:  # noqa: BLE001
-        return "", ""
-    for name, addr in pairs:
-        if "@" in addr:
-            return name.strip(), addr.strip().lower()
-    return "", ""
+        values = [_undo_surrogates(str(v)[:_RAW_HEADER_CHARS]) for v in msg.get_all("From") or []]
+        pairs = [(n, a) for n, a in email.utils.getaddresses(values) if n.strip() or a.strip()]
+    except Exception:  # noqa: BLE001 — an unparseable From names nobody
+        return "", "", ""
+    mailboxes = [(shortened(decode_words(n).strip()), a.strip().lower())
+                 for n, a in pairs if "@" in a and len(a.strip()) <= 254]
+    if not mailboxes:
+        return "", "", ""
+    name, addr = mailboxes[0]
+    if len(values) > 1:
+        return name, addr, f"{len(values)} From headers"
+    if len(pairs) > 1:
+        return name, addr, f"the From header names {len(pairs)} mailboxes"
+    if any(found.lower() != addr for found in _ADDRESS.findall(unicodedata.normalize("NFKC", name))):
+        return name, addr, "the From display name carries another address"
+    return name, addr, ""
+
+
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
 
 
 def _first_msgid(value: str) -> str:
     match = _MSGID.search(value or "")
     return match.group(0) if match else ""
+
+
+def _references(value: str) -> list[str]:
+    """The newest MAX_REFERENCES ids, which are what threads a reply."""
+    return _MSGID.findall(value)[-MAX_REFERENCES:]
 
 
 def _one_line(value: str) -> str:

@@ -36,6 +36,8 @@ class ParsedEmail:
     text: str = ""         # the plain-text body, best effort
     html: str = ""         # the HTML body, best effort (HTML-only clients write no text part)
     cloud_links: list[str] = field(default_factory=list)   # 163/QQ 超大附件 download links
+    from_doubt: str = ""   # why From names no single sender (several mailboxes, an address in
+                           # the display name); "" for an ordinary From
 
 
 @dataclass

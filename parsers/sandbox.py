@@ -1,5 +1,6 @@
 """Run a parser in a forked child with memory, CPU and wall-clock limits, so a hostile or
-pathological file costs one child, never the worker (issue 7 wants this for every parser).
+pathological file costs one child, never the worker. Every document reader runs here, called
+from parsers/attachments.py's `_read_document`.
 
 The child inherits the parent's memory copy-on-write, so a call costs a few milliseconds.
 """

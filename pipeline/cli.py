@@ -85,10 +85,7 @@ def poll(ctx: click.Context, once: bool) -> None:
     finally:
         store.close()
     click.echo(report.summary())
-    if report.delivery.error:
-        click.echo(f"intake: warning: replies not sent yet: {report.delivery.error}", err=True)
-        if report.delivery.fatal:
-            sys.exit(1)
+    _delivery_problem(report.delivery, "replies not sent")
 
 
 @main.command()
@@ -267,10 +264,18 @@ def digest(ctx: click.Context, date_text: str | None, dry_run: bool, force: bool
     else:
         click.echo(f"digest for {date} was already {outcome.status} ({outcome.message_id}); "
                    f"nothing new queued (use --force to send it again)")
-    if d.error:
-        click.echo(f"intake: warning: not sent yet: {d.error}", err=True)
-        if d.fatal:
-            sys.exit(1)
+    _delivery_problem(d, "not sent")
+
+
+def _delivery_problem(delivery, what: str) -> None:
+    """One line on stderr when mail did not leave: an error (exit 1) when the operator must act,
+    as for a refused login; a warning when waiting is enough (an unreachable server)."""
+    if not delivery.error:
+        return
+    if delivery.fatal:
+        click.echo(f"intake: error: {what}: {delivery.error}", err=True)
+        sys.exit(1)
+    click.echo(f"intake: warning: {what} yet: {delivery.error}", err=True)
 
 
 @main.command()
@@ -411,14 +416,16 @@ def run(ctx: click.Context) -> None:
 
     Example: INTAKE_IMAP_PASSWORD=... INTAKE_SMTP_PASSWORD=... intake --config config/intake.163.toml run
     """
+    # First, before the slow steps (the worker's imports, opening and replaying the store): a
+    # SIGTERM from systemd in the first second stops the service cleanly, exit 0.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     from pipeline.worker import run_worker
 
     logging.getLogger().setLevel(logging.INFO)  # a service logs what it does, one line a message
     settings = _settings(ctx)
     store = _store(settings, write=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         run_worker(settings, store, stop)
     finally:

@@ -14,10 +14,11 @@ from outbox.compose import Question, ReplyContent, compose_forward, compose_repl
 from outbox.bounces import record_bounce
 from outbox.manners import no_reply_reason
 from outbox.queue import enqueue, enqueue_reply
-from outbox.wording import deadline_sentence
+from outbox.wording import deadline_sentence, receipt_number
 from parsers.attachments import Document, read_attachments
 from parsers.auth_results import authentication_failures
 from parsers.email_message import parse_email
+from parsers.limits import EmailBudget
 from parsers.records import Attachment, FormRecord, ParsedEmail, Problem
 from parsers.reply_text import Words, read_words
 from parsers.sniff import sniff
@@ -58,6 +59,12 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
             return None
         return _skip(store, parsed, submission_id, digest, received_at, settings, origin, "duplicate")
 
+    if parsed.from_doubt and not trust_sender:
+        # "hetang@…, evil@…", or a display name spelling a county's address: whoever sent it
+        # files under no county until an operator has asked the county (`intake release`).
+        return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
+                     f"sender unclear: {parsed.from_doubt}", status="held", county=None,
+                     raw_sha256=store.files.put(raw))
     reason = no_reply_reason(parsed.headers, parsed.from_addr, settings.own_addresses())
     if reason:
         if reason == "bounce":  # a bounce of one of our replies marks it undeliverable
@@ -80,7 +87,9 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
         season = CountyJudgement("submission", "needs-correction", [Problem("message-too-large", detail={
             "size_mb": round(oversize / 2**20, 1), "limit_mb": settings.mailbox.max_message_mb})])
     else:
-        judgement = judge_attachments(parsed.attachments, cloud=bool(parsed.cloud_links))
+        judgement = judge_attachments(parsed.attachments, cloud=bool(parsed.cloud_links),
+                                      budget=EmailBudget(settings.mailbox.email_seconds,
+                                                         settings.mailbox.email_expanded_mb << 20))
         if county is None and not judgement.documents:
             return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
                          "unknown sender without documents")
@@ -130,13 +139,15 @@ def pass_to_person(store, settings: Settings, parsed: ParsedEmail, submission_id
                              county=county, status=NEEDS_PERSON, problems=[],
                              files=[_store_file(store, a) for a in parsed.attachments])
     submission.update(words=words, answered_at=None)
+    submission["receipt"] = _receipt(store, settings, county)   # its reply's subject is unique too
     store.submissions.add(submission)
     campaign = settings.campaign
     local = received_at.astimezone(campaign.timezone)
     content = ReplyContent(
         to=parsed.from_addr, county=county, status=NEEDS_PERSON, received_at=local,
         original_subject=parsed.subject, original_message_id=parsed.message_id,
-        references=parsed.references, kind="question", deadline_note=deadline_note(received_at, settings),
+        references=parsed.references, kind="question", receipt=submission["receipt"],
+        deadline_note=deadline_note(received_at, settings),
         contact_name=campaign.contact_name, contact_phone=campaign.contact_phone)
     held = enqueue_reply(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
                          submission_id, now, settings.smtp, parsed.in_reply_to, parsed.references)
@@ -167,7 +178,18 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
     submission = _submission(parsed, submission_id, digest, received_at, settings, origin,
                              county=county, status=season.status, files=files,
                              problems=[p.code for p in season.problems] + [p["code"] for o in outcomes for p in o.problems])
+    # Numbered in this transaction: a number is never given twice, even after a crash.
+    submission["receipt"] = _receipt(store, settings, county)
     store.submissions.add(submission)
+    repeats = _answered_repeats(store, parsed.from_addr, files, now)
+    if len(repeats) >= REPEAT_ANSWERS:
+        # The same files again and again from one address, answered twice already today: a
+        # robot re-sending what it gets back. Recorded and judged, not answered again.
+        reason = f"repeat: the same documents were answered {len(repeats)} times in the last day"
+        store.submissions.update(submission_id, reply="skipped", reason=reason)
+        submission.update(reply="skipped", reason=reason)
+        log.info("%s from county %s: %s, not answered (repeat)", submission_id, county, season.status)
+        return submission
     candidates = store.candidates.current(county) if county else []
     content = ReplyContent(
         to=parsed.from_addr, county=county, status=season.status,
@@ -177,6 +199,8 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
         forms=season.forms, reports=season.reports, kind=season.kind, withdrawn=season.withdrawn,
         roster=sorted(candidates, key=lambda c: c.get("updated_at") or "") if season.kind == "query" else [],
         places_used=rules.places_used(candidates), places_max=settings.campaign.candidates_max,
+        repeat_of=_received(repeats[0], settings) if repeats else None,
+        receipt=submission["receipt"], versions=_versions(candidates, submission_id),
         deadline_note=deadline_note(received_at, settings))
     held = enqueue_reply(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
                          submission_id, now, settings.smtp, parsed.in_reply_to, parsed.references)
@@ -187,11 +211,49 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
     return submission
 
 
-def judge_attachments(attachments: list[Attachment], cloud: bool = False) -> Judgement:
+REPEAT_WINDOW = dt.timedelta(days=1)
+REPEAT_ANSWERS = 2    # answers one set of identical files gets from us per sender and day
+
+
+def _answered_repeats(store, sender: str, files: list[dict], now: dt.datetime) -> list[dict]:
+    """Earlier submissions from `sender`, answered in the last day, that carried exactly these
+    files (the same bytes), oldest first."""
+    hashes = sorted(f["sha256"] for f in files if f.get("sha256"))
+    if not hashes or not sender:
+        return []
+    replies = store.outbox.recent(now - REPEAT_WINDOW, lambda r: r.get("kind") == "reply"
+                                  and r["to"].strip().lower() == sender)
+    earlier = [store.submissions.get(r["submission_id"]) for r in reversed(replies)]
+    return [s for s in earlier
+            if s and sorted(f.get("sha256") or "" for f in s.get("files") or []) == hashes]
+
+
+def _received(submission: dict, settings: Settings) -> dt.datetime:
+    return dt.datetime.fromisoformat(submission["received_at"]).astimezone(settings.campaign.timezone)
+
+
+def _receipt(store, settings: Settings, county: str | None) -> str:
+    """The next receipt number of the county (of unregistered senders when None) this campaign."""
+    year = settings.campaign.submission_deadline.year
+    return receipt_number(year, county, store.counters.next(f"receipt:{year}:{county or ''}"))
+
+
+def _versions(candidates: list[dict], submission_id: str) -> dict[str, int]:
+    """Which version of each candidate this email made (1 for a first form)."""
+    made = {}
+    for cand in candidates:
+        for number, version in enumerate(cand.get("versions") or [], 1):
+            if version.get("message_id") == submission_id:
+                made[cand["name"]] = number
+    return made
+
+
+def judge_attachments(attachments: list[Attachment], cloud: bool = False,
+                      budget: EmailBudget | None = None) -> Judgement:
     """Sort the email's documents into forms, scans and problems; files of no interest
     (signatures, text notes) are passed over."""
     j = Judgement()
-    for doc in read_attachments(attachments):
+    for doc in read_attachments(attachments, budget):
         if doc.kind == "other":
             continue
         j.documents += 1
@@ -226,10 +288,14 @@ def _store_file(store, att: Attachment) -> dict:
 
 
 def _skip(store, parsed: ParsedEmail, submission_id: str, digest: str, received_at: dt.datetime,
-          settings: Settings, origin: dict | None, reason: str, status: str = "skipped", **extra) -> dict:
-    """Recorded without a reply (status `skipped`, or `held` for an operator to release)."""
+          settings: Settings, origin: dict | None, reason: str, status: str = "skipped",
+          county: str | None = "", **extra) -> dict:
+    """Recorded without a reply (status `skipped`, or `held` for an operator to release);
+    `county` None when the sender's address cannot be trusted to name one."""
+    if county == "":
+        county = settings.county_of(parsed.from_addr)
     submission = _submission(parsed, submission_id, digest, received_at, settings, origin,
-                             county=settings.county_of(parsed.from_addr), status=status,
+                             county=county, status=status,
                              files=[{"name": a.filename, "size": len(a.data)} for a in parsed.attachments],
                              problems=[], reason=reason)
     submission.update(extra)

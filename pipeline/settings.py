@@ -31,6 +31,8 @@ class MailboxSettings:
     ca_file: Path | None = None
     max_message_mb: int = 50
     authserv_id: str = ""          # trust only Authentication-Results from this server
+    email_seconds: int = 50        # what reading one email's files may take, all of them
+    email_expanded_mb: int = 300   # what they may expand to, all of them
 
     @property
     def max_bytes(self) -> int:
@@ -57,6 +59,7 @@ class SmtpSettings:
     retry_base_seconds: float = 60.0
     retry_max_seconds: float = 3600.0
     retry_give_up_hours: float = 24.0
+    spam_retry_seconds: float = 900.0     # 163's 554 DT:SPM and rate refusals: 15 min at least
     per_sender_hourly_cap: int = 20
     thread_window_minutes: float = 60.0
 
@@ -234,7 +237,12 @@ def _mailbox(s: _Section) -> MailboxSettings:
     if max_mb < 1:
         raise s._fail("max_message_mb", "must be at least 1")
     common = {"poll_seconds": poll, "max_message_mb": max_mb,
-              "authserv_id": s.get("authserv_id", str, "").strip().lower()}
+              "authserv_id": s.get("authserv_id", str, "").strip().lower(),
+              "email_seconds": s.get("email_seconds", int, 50),
+              "email_expanded_mb": s.get("email_expanded_mb", int, 300)}
+    for key in ("email_seconds", "email_expanded_mb"):
+        if common[key] < 1:
+            raise s._fail(key, "must be at least 1")
     if transport == "maildir":
         return MailboxSettings(transport, path=s.path("path"), **common)
     return MailboxSettings(
@@ -262,7 +270,8 @@ def _outbox_keys(s: _Section) -> dict:
     """The optional [smtp] keys of the outbox; each must be above zero."""
     keys = {"batch_size": (int, 10), "retry_base_seconds": (float, 60.0),
             "retry_max_seconds": (float, 3600.0), "retry_give_up_hours": (float, 24.0),
-            "per_sender_hourly_cap": (int, 20), "thread_window_minutes": (float, 60.0)}
+            "spam_retry_seconds": (float, 900.0), "per_sender_hourly_cap": (int, 20),
+            "thread_window_minutes": (float, 60.0)}
     values = {key: s.get(key, kind, default) for key, (kind, default) in keys.items()}
     for key, value in values.items():
         if value <= 0:

@@ -33,6 +33,8 @@ CLIENT_ID = {"name": "intake", "version": "0.1", "vendor": "Zhuzhou MIIT intake"
 
 
 HEADER_LIMIT = 256 * 1024     # what is read of an oversized message: its headers
+IDLE_RENEW = 120              # seconds in one IDLE command before a NOOP checks the line
+KEEPALIVE = (60, 10, 3)       # TCP keep-alive: idle seconds, interval, probes (~90 s to notice)
 
 
 @dataclass
@@ -188,6 +190,7 @@ class ImapSource:
         except (OSError, socket.timeout) as exc:
             raise MailboxError(f"{where} is unreachable: {exc.strerror or exc}") from None
         client.normalise_times = False
+        _keep_alive(client.socket())
         self._identify(client)
         return client
 
@@ -247,20 +250,37 @@ class ImapSource:
 
     def wait_for_mail(self, seconds: float, stop) -> None:
         """IDLE until the server announces new mail, a stop request or `seconds` pass; where
-        IDLE is not offered (163), just wait."""
+        IDLE is not offered (163), just wait. A connection that ends is noticed at once (a
+        MailboxError), not spun on: imapclient's idle_check returns early and empty when the
+        socket is readable but holds no line — the server closed it — so the worker leaves
+        IDLE and asks with NOOP. IDLE is renewed every IDLE_RENEW seconds with a NOOP between,
+        and TCP keep-alives find a connection whose far end vanished without closing it."""
         if not self.client.has_capability("IDLE"):
             stop.wait(seconds)
             return
+        deadline = time.monotonic() + seconds
         with self._errors("waiting for new mail"):
-            self.client.idle()
-            try:
-                deadline = time.monotonic() + seconds
-                while not stop.is_set() and time.monotonic() < deadline:
-                    responses = self.client.idle_check(timeout=min(1.0, deadline - time.monotonic()))
-                    if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
-                        break
-            finally:
-                self.client.idle_done()
+            while not stop.is_set() and time.monotonic() < deadline:
+                if self._idle_once(min(deadline, time.monotonic() + IDLE_RENEW), stop):
+                    return
+                self.client.noop()   # raises on a connection that is gone
+
+    def _idle_once(self, until: float, stop) -> bool:
+        """One IDLE command until `until`: True when new mail was announced; False when it
+        ended for a check (renewal, or idle_check returning early with nothing)."""
+        self.client.idle()
+        try:
+            while not stop.is_set() and time.monotonic() < until:
+                slice_ = min(1.0, until - time.monotonic())
+                started = time.monotonic()
+                responses = self.client.idle_check(timeout=slice_)
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    return True
+                if not responses and time.monotonic() - started < slice_ / 2:
+                    return False   # readable, yet no line: most likely closed; NOOP will tell
+            return False
+        finally:
+            self.client.idle_done()
 
     @contextlib.contextmanager
     def _errors(self, doing: str):
@@ -280,23 +300,34 @@ class ImapSource:
 
     def append_sent(self, raw: bytes, when: dt.datetime | None = None) -> bool:
         """APPEND a sent reply, marked read, to the folder flagged SPECIAL-USE \\Sent (its name
-        differs by server and language: Sent, 已发送, Sent Messages). Never raises: a missing
-        copy is one log line, the reply itself is already out."""
-        try:
+        differs by server and language: Sent, 已发送, Sent Messages). False when the server has
+        no such folder (one log line); a failed APPEND raises MailboxError, and the outbox keeps
+        the copy due for the next pass."""
+        with self._errors("keeping a copy in the Sent folder"):
             folder = self._sent_folder()
             if folder is None:
                 log.warning("no copy kept of a sent reply: %s has no \\Sent folder", self.s.host)
                 return False
             self.client.append(folder, raw, flags=(SEEN,), msg_time=when)
             return True
-        except (IMAPClientError, imaplib.IMAP4.error, imaplib.IMAP4.abort, OSError) as exc:
-            log.warning("no copy kept of a sent reply in the Sent folder on %s: %s", self.s.host, exc)
-            return False
 
     def _sent_folder(self) -> str | None:
         if not hasattr(self, "_sent"):
             self._sent = self.client.find_special_folder(SENT)
         return self._sent
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    """Probes on an idle connection, so one whose server vanished (no FIN) errors instead of
+    idling forever."""
+    idle, interval, count = KEEPALIVE
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
+    except (OSError, AttributeError):   # not Linux: the IDLE renewal still notices in time
+        pass
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -31,10 +31,12 @@ class Outage:
         self.name = name
         self.since: dt.datetime | None = None
 
-    def down(self, error: str, now: dt.datetime) -> None:
+    def down(self, error: str, now: dt.datetime, fatal: bool = False) -> None:
         if self.since is None:
             self.since = now
-            log.warning("%s unavailable: %s; retrying with growing waits", self.name, error)
+            # fatal: waiting alone will not help (a refused login): the operator must act
+            (log.error if fatal else log.warning)("%s unavailable: %s; retrying with growing waits",
+                                                  self.name, error)
 
     def up(self, now: dt.datetime) -> None:
         if self.since is not None:
@@ -43,14 +45,15 @@ class Outage:
 
 
 class Backoff:
-    """Exponential waits with jitter: 2 s, 4 s, ... up to `cap`, each between half and all."""
+    """Growing waits with jitter: 1 s, 1.5 s, 2.25 s, ... up to `cap`, each between half and
+    all: a server restart (seconds) costs seconds, a long outage a try every few minutes."""
 
-    def __init__(self, base: float = 2.0, cap: float = 300.0):
-        self.base, self.cap, self.tries = base, cap, 0
+    def __init__(self, base: float = 1.0, cap: float = 300.0, factor: float = 1.5):
+        self.base, self.cap, self.factor, self.tries = base, cap, factor, 0
 
     def next(self) -> float:
         self.tries += 1
-        full = min(self.cap, self.base * 2 ** (self.tries - 1))
+        full = min(self.cap, self.base * self.factor ** (self.tries - 1))
         return random.uniform(full / 2, full)
 
     def reset(self) -> None:
@@ -80,25 +83,25 @@ def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp
         if report.read:
             log.info("%s", report.summary())
         if report.delivery.error:
-            smtp.down(report.delivery.error, clock())
+            smtp.down(report.delivery.error, clock(), report.delivery.fatal)
         elif report.delivery.sent:
             smtp.up(clock())
-        _send_reminders_if_due(settings, store, clock())
-        _send_digest_if_due(settings, store, clock(), said)
+        _send_reminders_if_due(settings, store, clock(), source)
+        _send_digest_if_due(settings, store, clock(), source, said)
         if not stop.is_set():
             source.wait_for_mail(_seconds_to_wait(settings, report, clock()), stop)
 
 
-def _send_reminders_if_due(settings: Settings, store, now: dt.datetime) -> None:
+def _send_reminders_if_due(settings: Settings, store, now: dt.datetime, source) -> None:
     """Before the digest, so the digest lists the reminders sent that day."""
     day = reminders_due(settings, now)
     if day is not None:
-        run = send_reminders(settings, store, day, now)
+        run = send_reminders(settings, store, day, now, on_sent=source.append_sent)
         if run.queued:
             log.info("%d reminder(s) for %s queued", run.queued, day)
 
 
-def _send_digest_if_due(settings: Settings, store, now: dt.datetime, said: set[str]) -> None:
+def _send_digest_if_due(settings: Settings, store, now: dt.datetime, source, said: set[str]) -> None:
     date = due_digest(settings, store, now)
     if date is not None and date > settings.campaign.end_date:
         if "campaign over" not in said:   # said once, not once a pass
@@ -107,7 +110,8 @@ def _send_digest_if_due(settings: Settings, store, now: dt.datetime, said: set[s
                         settings.campaign.end_date)
         return
     if date is not None:
-        outcome = send_digest(settings, store, date, now)
+        # Through the mailbox session too: what goes out with the digest is copied to Sent.
+        outcome = send_digest(settings, store, date, now, on_sent=source.append_sent)
         log.info("digest for %s queued (%s)", date, outcome.status)
 
 

@@ -83,6 +83,8 @@ class Store:
         self.digests = Digests(self.db.table("digests"), self._changed)
         self.failures = Failures(self.db.table("failures"), self._changed)
         self.reminders = Reminders(self.db.table("reminders"), self._changed)
+        self.counters = Counters(self.db.table("counters"), self._changed)
+        self.pauses = ServerPauses(self.db.table("server_pauses"), self._changed)
         self.files = FileStore(Path(files_dir))
         self._lock_fh = None
 
@@ -92,7 +94,7 @@ class Store:
 
     def _repositories(self):
         return (self.submissions, self.candidates, self.ledger, self.outbox, self.digests, self.failures,
-                self.reminders)
+                self.counters, self.pauses, self.reminders)
 
     def _changed(self, table: str, doc_ids) -> None:
         self._changes += [(table, str(i)) for i in doc_ids]
@@ -282,6 +284,20 @@ class Outbox(_Keyed):
     def forget(self) -> None:
         super().forget()
         self._statuses = None
+        self._copies = None
+
+    @property
+    def copies(self) -> dict[str, str]:
+        """reply id → the state of its copy in the Sent folder (`due`, `kept`, `none`, `failed`),
+        for replies that were sent: the copies still due are looked for every pass."""
+        if getattr(self, "_copies", None) is None:
+            self._copies = {doc[self.key]: doc["copy"] for doc in self.table if doc.get("copy")}
+        return self._copies
+
+    def copies_due(self) -> list[dict]:
+        """Sent replies whose copy in the Sent folder is still to be made, oldest first."""
+        due = [self.get(key) for key, state in self.copies.items() if state == "due"]
+        return sorted(due, key=lambda r: r.get("sent_at") or "")
 
     @property
     def statuses(self) -> dict[str, str]:
@@ -298,6 +314,8 @@ class Outbox(_Keyed):
         super().update(key, **fields)
         if "status" in fields and key in self.statuses:
             self.statuses[key] = fields["status"]
+        if fields.get("copy") and key in self.ids:
+            self.copies[key] = fields["copy"]
 
     def with_status(self, *statuses: str) -> list[dict]:
         wanted = set(statuses)
@@ -362,6 +380,40 @@ class Reminders(_Repository):
 
     def on(self, date: str) -> list[dict]:
         return [_plain(d) for d in self.table.search(Query().date == date)]
+
+
+class Counters(_Keyed):
+    """Named sequences that never repeat a number (receipt numbers per county and year)."""
+
+    key = "name"
+
+    def next(self, name: str) -> int:
+        """The next number of `name`, starting at 1; call inside the transaction that uses it."""
+        doc = self.get(name)
+        value = (doc["value"] if doc else 0) + 1
+        if doc:
+            self.update(name, value=value)
+        else:
+            self.add({"name": name, "value": value})
+        return value
+
+
+class ServerPauses(_Keyed):
+    """Per SMTP server (host:port): sending paused until `until` because it asked us to slow
+    down; `count` grows with each throttling answer in a row, so the pauses grow too."""
+
+    key = "server"
+
+    def active(self, server: str, now: dt.datetime) -> dict | None:
+        pause = self.get(server)
+        return pause if pause and _moment(pause["until"]) > now else None
+
+    def put(self, server: str, until: str, reason: str, count: int) -> None:
+        fields = {"until": until, "reason": reason, "count": count}
+        if server in self:
+            self.update(server, **fields)
+        else:
+            self.add({"server": server, **fields})
 
 
 class Failures(_Repository):

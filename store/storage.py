@@ -17,7 +17,12 @@ from pathlib import Path
 
 from tinydb.storages import Storage
 
-COMPACT_EVERY = 2000            # commits between snapshots
+# The journal is folded into the snapshot by its size on disk — every open replays it, whichever
+# process wrote it — once it passes half the snapshot's (an open then parses at most 1.5 times
+# the store; each journal byte costs two of snapshot written), never below COMPACT_FLOOR_BYTES
+# and always above COMPACT_JOURNAL_BYTES.
+COMPACT_FLOOR_BYTES = 1 << 20
+COMPACT_RATIO = 0.5
 COMPACT_JOURNAL_BYTES = 32 << 20
 
 
@@ -27,7 +32,7 @@ class JournaledStorage(Storage):
         self.journal = self.path.with_name(self.path.name + ".journal")
         self._data: dict | None = None
         self._torn = False
-        self._commits = 0
+        self._snapshot_bytes = 0
 
     # TinyDB's side: the whole database, in memory.
     def read(self) -> dict:
@@ -54,10 +59,11 @@ class JournaledStorage(Storage):
         try:
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
+            journal_bytes = os.fstat(fd).st_size
         finally:
             os.close(fd)
-        self._commits += 1
-        if self._commits >= COMPACT_EVERY or self.journal.stat().st_size > COMPACT_JOURNAL_BYTES:
+        if journal_bytes > min(COMPACT_JOURNAL_BYTES,
+                               max(COMPACT_FLOOR_BYTES, COMPACT_RATIO * self._snapshot_bytes)):
             self.compact()
 
     def rollback(self) -> None:
@@ -94,7 +100,7 @@ class JournaledStorage(Storage):
             fh.flush()
             os.fsync(fh.fileno())
         self._torn = False
-        self._commits = 0
+        self._snapshot_bytes = self.path.stat().st_size
 
     def _load(self) -> dict:
         # A reader beside a writer: if the writer compacts between our reading the snapshot and
@@ -126,7 +132,9 @@ class JournaledStorage(Storage):
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            self._snapshot_bytes = 0
             return {}
+        self._snapshot_bytes = self.path.stat().st_size
         return json.loads(text) if text.strip() else {}
 
     def _journal_entries(self):

@@ -22,6 +22,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "filterwarnings", "ignore:Requiring AUTH while not requiring TLS:UserWarning"
     )
+    config.addinivalue_line(
+        "markers", "slow: a test near a minute long (run by default; -m 'not slow' leaves it out)"
+    )
 
 
 @pytest.fixture(scope="session")

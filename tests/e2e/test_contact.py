@@ -79,7 +79,7 @@ def test_a_clerks_question_from_each_client_reaches_the_contact_and_a_thank_you_
     assert "youxian@example.cn" not in [r.rcpt_tos[0] for r in got]
     for sender, reply in passed_on.items():
         body = reply.get_body(("plain",)).get_content()
-        assert reply["Subject"] == f"【已转交】{NAMES[sender]} 来信已转市工信局联系人"
+        assert reply["Subject"].startswith(f"【已转交】{NAMES[sender]} 来信已转市工信局联系人 〔2022〕")
         assert "已转交市工信局联系人罗树刚同志" in body and "联系电话：28681892" in body
         assert "推荐表报送截止时间为2022年7月31日" in body and "主题为“查询”的邮件" in body
         assert reply["In-Reply-To"]

@@ -29,7 +29,7 @@ def test_a_foxmail_form_is_answered_once_and_recorded(mail, smtp_server):
     assert msg["In-Reply-To"] == "<fox-1@example.cn>"
     assert "<fox-1@example.cn>" in msg["References"]
     assert msg["Auto-Submitted"] == "auto-replied"
-    assert msg["Subject"] == "【已受理】荷塘区 王喆 信息技术能手推荐表"
+    assert msg["Subject"] == "【已受理】荷塘区 王喆 信息技术能手推荐表 〔2022〕荷塘-001 7月20日10:15收到"
     assert reply.rcpt_tos == ["hetang@example.cn"]
     assert reply.envelope_from == SMTP_USER  # 163 refuses any envelope sender but the login
     assert "附件《王喆推荐表.docx》：王喆" in msg.get_body(("plain",)).get_content()

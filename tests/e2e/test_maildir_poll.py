@@ -39,7 +39,7 @@ def test_a_valid_form_is_accepted_echoed_and_exported(config):
     assert reply["In-Reply-To"] == "<f1@example.cn>" and "<f1@example.cn>" in reply["References"]
     assert reply["Auto-Submitted"] == "auto-replied"
     assert reply["To"] == "hetang@example.cn"
-    assert reply["Subject"] == "【已受理】荷塘区 张三 信息技术能手推荐表"
+    assert reply["Subject"].startswith("【已受理】荷塘区 张三 信息技术能手推荐表 〔2022〕荷塘-001 ")
     text = body_text(reply)
     assert "联系电话：13807310000" in text and "已占用推荐名额 1 个" in text
     assert reply.get_body(("html",)) is not None
@@ -174,7 +174,8 @@ def test_a_status_query_from_a_county_with_nothing_yet(config):
     deliver(config, sample_mail.foxmail_email("youxian@example.cn", MAILBOX, "查询进度", []))
     assert intake(config, "poll", "--once").returncode == 0
     [reply] = maildir_replies(config.parent / "sent")
-    assert reply["Subject"] == "【进度查询】攸县 信息技术能手推荐情况"
+    assert reply["Subject"].startswith("【进度查询】攸县 信息技术能手推荐情况 〔2022〕攸县-001 ")
+    assert "收件编号：〔2022〕攸县-001" in body_text(reply)
     assert "目前尚未收到贵单位的推荐表" in body_text(reply)
     assert "还可推荐 3 名" in body_text(reply)
 

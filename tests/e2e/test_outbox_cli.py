@@ -22,10 +22,14 @@ WIDE = {"COLUMNS": "200"}  # rich tables: one line per reply
 
 @pytest.fixture
 def setup(tmp_path, smtp_server):
+    return make_setup(tmp_path, smtp_server)
+
+
+def make_setup(tmp_path, smtp_server, **smtp_keys):
     config = write_config(tmp_path, smtp={
         "transport": "smtp", "host": "127.0.0.1", "port": smtp_server.port, "security": "none",
         "username": "intake@example.cn", "password_env": "SMTP_PW", "from_address": MAILBOX,
-        "timeout": 5, "retry_base_seconds": BACKOFF, "retry_max_seconds": 1})
+        "timeout": 5, "retry_base_seconds": BACKOFF, "retry_max_seconds": 1, **smtp_keys})
     env = {"SMTP_PW": "smtp-secret", **WIDE}
 
     class Setup:
@@ -48,6 +52,11 @@ def setup(tmp_path, smtp_server):
 
         def outbox(self, *args: str):
             result = intake(config, "outbox", *args, env=env)
+            assert result.returncode == 0, result.stderr
+            return result.stdout
+
+        def digest_text(self) -> str:
+            result = intake(config, "digest", "--dry-run", env=env)
             assert result.returncode == 0, result.stderr
             return result.stdout
 
@@ -89,14 +98,14 @@ def test_421_twice_then_accepted_goes_out_once_over_passes(setup, smtp_server):
 
 def test_554_is_failed_listed_and_not_retried_until_the_operator_says_so(setup, smtp_server):
     setup.county_sends("lusong@example.cn", "李四", "<ls-1@example.cn>")
-    smtp_server.respond_with(["554 DT:SPM 8 testmail rejected as spam"])
+    smtp_server.respond_with(["554 5.7.1 testmail rejected: content not allowed"])
     assert "failed 1" in setup.poll().stdout
     for _ in range(2):
         time.sleep(BACKOFF * 2)
         setup.poll()
     assert len(smtp_server.attempts) == 1 and smtp_server.messages == []
     row = row_of(setup.outbox(), "lusong@example.cn")
-    assert "failed" in row and "554 DT:SPM" in row and "—" not in row  # when it failed
+    assert "failed" in row and "554 5.7.1" in row and "—" not in row  # when it failed
 
     listing = setup.outbox("--retry")
     assert "re-queued 1 failed" in listing
@@ -104,6 +113,26 @@ def test_554_is_failed_listed_and_not_retried_until_the_operator_says_so(setup, 
     setup.poll()
     setup.poll()
     assert deliveries_per_reply(smtp_server) == {"<ls-1@example.cn>": 1}
+
+
+def test_a_spam_refusal_is_retried_then_given_up_and_told_to_the_contact(tmp_path, smtp_server):
+    """163's 554 DT:SPM is not final: the reply waits and goes again; only past the give-up
+    window (here 2 seconds, 24 hours by default) is it failed, in `intake outbox` and the digest."""
+    setup = make_setup(tmp_path, smtp_server, spam_retry_seconds=0.2, retry_give_up_hours=0.001)
+    setup.county_sends("lusong@example.cn", "李四", "<ls-2@example.cn>")
+    smtp_server.respond_with(["554 DT:SPM 163 smtp14: Mail rejected as spam"] * 50)
+    assert "failed 0, waiting 1" in setup.poll().stdout
+    assert "pending" in row_of(setup.outbox(), "lusong@example.cn")
+    deadline = time.monotonic() + 60
+    while "failed" not in row_of(setup.outbox(), "lusong@example.cn"):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+        setup.poll()
+    assert len(smtp_server.attempts) >= 2   # sent again before it was given up
+    row = row_of(setup.outbox(), "lusong@example.cn")
+    assert "failed" in row and "gave up after" in row and "DT:SPM" in row
+    assert "lusong@example.cn" in setup.digest_text().split("七、未能送达的邮件")[1]
+    assert smtp_server.messages == []
 
 
 def test_smtp_down_during_a_poll_the_replies_go_out_on_a_later_pass(setup, smtp_server):

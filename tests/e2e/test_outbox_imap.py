@@ -61,7 +61,7 @@ def test_the_reply_is_kept_in_the_folder_flagged_sent_not_one_named_like_it(mail
     [delivered] = smtp_server.wait_for(1)
     [(copy, flags)] = mail.folder("Sent")
     assert copy["Message-ID"] == delivered.message["Message-ID"]
-    assert copy["Subject"] == "【已受理】荷塘区 张三 信息技术能手推荐表"
+    assert copy["Subject"] == "【已受理】荷塘区 张三 信息技术能手推荐表 〔2022〕荷塘-001 7月20日10:15收到"
     assert copy["In-Reply-To"] == "<fox-1@example.cn>"
     assert b"\\Seen" in flags
     assert mail.folder("已发送") == []

@@ -132,3 +132,23 @@ def test_a_robot_that_drops_the_threading_headers_is_stopped_by_the_hourly_cap(m
                                            [("张三推荐表.docx", FORM)]))
     [answer] = mail.run_pass()
     assert answer["X-Intake-Status"] == "accepted"
+
+
+def test_a_robot_re_attaching_the_same_form_unthreaded_gets_two_replies(mail):
+    """No threading headers, the county's own address, the same form each time: neither the
+    thread rule nor (for 20 rounds) the hourly cap stops it; the repeated documents do."""
+    start(mail)
+    replies = converse(mail, lambda r: robot_answer(r, "hetang@example.cn", threaded=False, attach_form=True))
+    assert len(replies) == 2
+    first, second = (r.get_body(("plain",)).get_content() for r in replies)
+    assert "完全相同" not in first
+    assert "与贵单位2022年7月20日 09:00发送的附件完全相同" in second
+    [held] = [s for s in mail.store.submissions.all() if s.get("reply") == "skipped"]
+    assert held["reason"].startswith("repeat") and held["status"] == "accepted"
+
+    # A clerk who sends the same form again the next day hears back.
+    mail.now = START + dt.timedelta(days=1, minutes=5)
+    mail.receive(sample_mail.foxmail_email("hetang@example.cn", MAILBOX, "荷塘区推荐表",
+                                           [("张三推荐表.docx", FORM)]))
+    [answer] = mail.run_pass()
+    assert answer["X-Intake-Status"] == "accepted"

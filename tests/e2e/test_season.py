@@ -55,15 +55,16 @@ def test_a_county_season(mail, smtp_server):
     assert "最多推荐3名" in body_text(msg) and "撤回" in body_text(msg)
 
     msg = step(plain_email("撤回李四"), on(5, 20), "withdrawn", None)
-    assert msg["Subject"] == "【已撤回】荷塘区 李四 信息技术能手推荐人选"
+    assert msg["Subject"] == "【已撤回】荷塘区 李四 信息技术能手推荐人选 〔2022〕荷塘-005 5月20日10:00收到"
     assert "已撤回推荐人选：李四" in body_text(msg) and "已占用推荐名额 2 个" in body_text(msg)
 
     msg = step(forms_email("赵六推荐表（重新报送）", ZHAO), on(5, 21), "accepted", None)
+    assert msg["Subject"].startswith("【已受理】荷塘区 赵六（第2次报送） 信息技术能手推荐表 〔2022〕荷塘-006")
     assert "已占用推荐名额 3 个" in body_text(msg)
 
     msg = step(plain_email("查询"), on(6, 1), "accepted", None)
     text = body_text(msg)
-    assert msg["Subject"] == "【进度查询】荷塘区 信息技术能手推荐情况"
+    assert msg["Subject"] == "【进度查询】荷塘区 信息技术能手推荐情况 〔2022〕荷塘-007 6月1日10:00收到"
     for line in ("张三：已受理", "王五：已受理", "赵六：已受理", "李四：已撤回"):
         assert line in text
     assert "调研报告：尚未收到" in text

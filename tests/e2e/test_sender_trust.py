@@ -1,6 +1,9 @@
 """A registered county address whose mail failed SPF/DMARC at the receiving server is held, not
 accepted, until an operator confirms it with the county and runs `intake release`."""
+import base64
 import datetime as dt
+
+import pytest
 
 from pipeline import sample_mail, samples
 from pipeline.demo import write_maildir
@@ -91,3 +94,51 @@ def test_an_unregistered_sender_is_never_held(tmp_path):
     assert intake(config, "poll", "--once").returncode == 0
     [sub] = exported(config)["submissions"]
     assert sub["status"] == "rejected" and sub["problems"] == ["unknown-sender"]
+
+
+def b_words(text: str) -> str:
+    return f"=?utf-8?B?{base64.b64encode(text.encode()).decode()}?="
+
+
+def from_header(raw: bytes, value: str) -> bytes:
+    head, sep, body = raw.partition(b"\n\n")
+    lines = [line for line in head.split(b"\n") if not line.startswith(b"From:")]
+    return b"\n".join([f"From: {value}".encode(), *lines]) + sep + body
+
+
+SPOOFED_FROMS = {
+    # A display name that decodes to the county's address: the real sender is the attacker.
+    "encoded-name-with-address": f"{b_words('荷塘区 <hetang@example.cn>')} <evil@attacker.example>",
+    "encoded-name-with-comma": f"{b_words('荷塘区 <hetang@example.cn>,')} <evil@attacker.example>",
+    "two-mailboxes": "hetang@example.cn, evil@attacker.example",
+}
+
+
+@pytest.mark.parametrize("value", SPOOFED_FROMS.values(), ids=SPOOFED_FROMS.keys())
+def test_a_from_naming_a_county_it_is_not_from_is_held(tmp_path, value):
+    config = write_config(tmp_path)
+    withdraw = sample_mail.foxmail_email("hetang@example.cn", MAILBOX, "撤回 张三",
+                                         message_id="<withdraw@attacker.example>")
+    deliver(config, received(PASSED, message_id="<real@example.cn>"),
+            from_header(received(PASSED, message_id="<spoof@attacker.example>", name="李四"), value),
+            from_header(PASSED.encode() + b"\n" + withdraw, value))
+    assert intake(config, "poll", "--once").returncode == 0
+    export = exported(config)
+    assert [(s["status"], s["county"]) for s in export["submissions"]] == [
+        ("accepted", "荷塘区"), ("held", None), ("held", None)]
+    assert all(s["reason"].startswith("sender unclear") for s in export["submissions"][1:])
+    assert [(c["name"], c["status"]) for c in export["candidates"]] == [("张三", "accepted")]
+    assert [r["In-Reply-To"] for r in maildir_replies(tmp_path / "sent")] == ["<real@example.cn>"]
+
+
+def test_a_county_with_an_encoded_display_name_is_its_county(tmp_path):
+    config = write_config(tmp_path)
+    deliver(config, from_header(received(PASSED, message_id="<named@example.cn>"),
+                                f"{b_words('荷塘区科工信局 hetang@example.cn')} <hetang@example.cn>"),
+            from_header(received(PASSED, message_id="<gb@example.cn>", name="李四"),
+                        f"{sample_mail.gb_words('荷塘区科工信局')} <HeTang@example.cn>"))
+    assert intake(config, "poll", "--once").returncode == 0
+    export = exported(config)
+    assert [(s["status"], s["county"]) for s in export["submissions"]] == [("accepted", "荷塘区")] * 2
+    assert sorted(c["name"] for c in export["candidates"]) == ["张三", "李四"]
+    assert [r["To"] for r in maildir_replies(tmp_path / "sent")] == ["hetang@example.cn"] * 2

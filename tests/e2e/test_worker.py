@@ -251,3 +251,34 @@ def test_the_worker_reminds_incomplete_counties_once_a_day_even_across_a_restart
     [digest] = [m for m in smtp_server.messages if m.message["X-Intake-Digest"]]
     listed = digest.message.get_body(("plain",)).get_content().split("八、今日发出的截止前提醒")[1]
     assert all(county in listed for county in ("荷塘区", "炎陵县"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_dovecot_restart_during_idle_is_noticed_at_once(worker_mail, dovecot, smtp_server):
+    """poll_seconds = 3600: only noticing the closed connection brings the worker back."""
+    worker, append = worker_mail(poll_seconds=3600)
+    worker.start()
+    append(*COUNTIES[0], "<before@example.cn>")
+    wait_for_replies(smtp_server, 1)
+    time.sleep(1)                          # the worker waits in IDLE now
+    cpu_before, down = cpu_seconds(worker.proc.pid), time.monotonic()
+    dovecot.stop()
+    time.sleep(5)                          # an outage of a few seconds
+    dovecot.start()
+    cpu_during = cpu_seconds(worker.proc.pid) - cpu_before
+    appended = time.monotonic()
+    append(*COUNTIES[1], "<after@example.cn>")
+    wait_for_replies(smtp_server, 2, timeout=10)
+    assert time.monotonic() - appended < 10
+    assert cpu_during < 2, f"the worker spun: {cpu_during:.1f} s of CPU in a {appended - down:.0f} s outage"
+    worker.wait_for_log("the mailbox available again")
+    [back] = worker.lines("the mailbox available again")
+    seconds = int(back.rsplit(":", 1)[1])
+    assert back.rsplit("after ", 1)[1].startswith("0:00:") and 5 <= seconds <= 15, back
+    assert worker.stop() == 0, worker.log()
+    assert "Traceback" not in worker.log()

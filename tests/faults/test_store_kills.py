@@ -26,9 +26,11 @@ def payload_kb(rng: random.Random) -> int:
     return rng.randint(1, 16) if rng.random() < 0.7 else rng.randint(128, 384)
 
 
-def _writer(directory: Path, compact_every: int, acks: int, seed: int) -> None:
+def _writer(directory: Path, compact_floor: int, acks: int, seed: int) -> None:
     """The child: commit transactions until killed, writing each acknowledged number to `acks`."""
-    storage.COMPACT_EVERY = compact_every
+    storage.COMPACT_FLOOR_BYTES = compact_floor
+    if not compact_floor:   # fold the journal away at every commit
+        storage.COMPACT_RATIO = 0
     storage.COMPACT_JOURNAL_BYTES = 4 << 20   # keeps each open cheap
     store = Store(directory / "intake.json", directory / "files")
     store.lock()   # the writer's open: a torn journal tail is folded away here
@@ -47,13 +49,13 @@ def _writer(directory: Path, compact_every: int, acks: int, seed: int) -> None:
         n += 1
 
 
-def _spawn(directory: Path, compact_every: int, seed: int) -> tuple[int, int]:
+def _spawn(directory: Path, compact_floor: int, seed: int) -> tuple[int, int]:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:   # pragma: no cover — the child never returns, it is killed
         os.close(r)
         try:
-            _writer(directory, compact_every, w, seed)
+            _writer(directory, compact_floor, w, seed)
         finally:
             os._exit(1)
     os.close(w)
@@ -85,12 +87,12 @@ def _check(directory: Path, before: int, acknowledged: int, context: str) -> int
     return len(subs)
 
 
-def _kill_repeatedly(directory: Path, kills: int, compact_every: int, seed: int) -> dict:
+def _kill_repeatedly(directory: Path, kills: int, compact_floor: int, seed: int) -> dict:
     rng = random.Random(seed)
     count, torn = 0, 0
     journal = directory / "intake.json.journal"
     for i in range(kills):
-        pid, acks = _spawn(directory, compact_every, rng.randrange(2**32))
+        pid, acks = _spawn(directory, compact_floor, rng.randrange(2**32))
         seen = b""
         if rng.random() < 0.8:   # most kills land among commits, the others while it opens
             while seen.count(b"\n") < 2:   # "ready", then a first commit
@@ -113,7 +115,7 @@ def test_hundreds_of_kills_leave_whole_transactions_only(tmp_path):
     seed = random.randrange(2**32)
     print(f"seed {seed}")
     started = time.monotonic()
-    result = _kill_repeatedly(tmp_path, kills=300, compact_every=storage.COMPACT_EVERY, seed=seed)
+    result = _kill_repeatedly(tmp_path, kills=300, compact_floor=storage.COMPACT_FLOOR_BYTES, seed=seed)
     print(f"300 kills: {result}, {time.monotonic() - started:.1f} s")
     assert result["transactions"] >= 300 * 0.8, result   # most lives committed before the kill
 
@@ -121,14 +123,14 @@ def test_hundreds_of_kills_leave_whole_transactions_only(tmp_path):
 def test_kills_during_compaction_leave_the_old_or_the_new_snapshot(tmp_path):
     seed = random.randrange(2**32)
     print(f"seed {seed}")
-    result = _kill_repeatedly(tmp_path, kills=120, compact_every=2, seed=seed)
-    print(f"120 kills while compacting every 2 commits: {result}")
+    result = _kill_repeatedly(tmp_path, kills=120, compact_floor=0, seed=seed)
+    print(f"120 kills while compacting at every commit: {result}")
     assert result["transactions"] >= 120 * 0.8, result
 
 
 def test_a_reader_beside_a_compacting_writer_never_sees_the_store_go_back(tmp_path):
     """What `intake export` or `intake status` beside a running worker would see."""
-    pid, acks = _spawn(tmp_path, compact_every=3, seed=1)
+    pid, acks = _spawn(tmp_path, compact_floor=0, seed=1)
     try:
         assert select.select([acks], [], [], 10)[0]
         seen, went_back, deadline = 0, [], time.monotonic() + 2

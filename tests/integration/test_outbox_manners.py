@@ -151,5 +151,5 @@ def test_our_replies_ask_other_robots_not_to_answer(tmp_path):
     msg = email.message_from_string(queued["raw"], policy=policy.default)
     assert msg["Auto-Submitted"] == "auto-replied"
     assert msg["X-Auto-Response-Suppress"] == "All"
-    assert msg["Subject"] == "【已受理】荷塘区 张三 信息技术能手推荐表"
+    assert msg["Subject"] == "【已受理】荷塘区 张三 信息技术能手推荐表 〔2022〕荷塘-001 7月20日10:00收到"
     store.close()

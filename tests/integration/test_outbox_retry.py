@@ -1,6 +1,7 @@
 """The outbox against a real SMTP server (aiosmtpd) with a clock the test controls: backoff with
-jitter on 4xx and unreachable servers, 163's throttling answers stop the batch, 5xx fail for good,
-and a reply is delivered once however many passes it takes."""
+jitter on 4xx and unreachable servers, 163's throttling answers pause all sending to the server
+(recorded in the store, so the next pass honours it), 163's spam refusals wait 15 minutes and
+more, other 5xx fail for good, and a reply is delivered once however many passes it takes."""
 import datetime as dt
 import random
 
@@ -42,7 +43,7 @@ def test_421_twice_then_accepted_is_one_delivery_after_backing_off(store, smtp_s
     smtp_server.respond_with(["421 4.7.0 HL:ICC too many connections", "421 4.7.0 HL:ICC", None])
 
     first = deliver(store, smtp_server, T0)
-    assert (first.sent, first.waiting) == (0, 1) and "HL:ICC" in first.error
+    assert (first.sent, first.waiting) == (0, 1) and first.paused_until and not first.error
     [waiting] = store.outbox.with_status("pending")
     assert waiting["attempts"] == 1 and "421" in waiting["last_error"]
     wait_1 = dt.datetime.fromisoformat(waiting["next_attempt_at"]) - T0
@@ -81,23 +82,65 @@ def test_a_throttling_answer_stops_the_batch_and_pauses_the_queue(store, smtp_se
     assert len(smtp_server.attempts) == 1  # the other two were not tried against a throttling server
     pending = store.outbox.with_status("pending")
     tried = [r for r in pending if r["attempts"] == 1]
-    assert len(tried) == 1
+    assert len(tried) == 1 and [r["attempts"] for r in pending].count(0) == 2  # the others not counted
     resume = tried[0]["next_attempt_at"]
-    assert all(r["next_attempt_at"] == resume for r in pending)  # all wait as long, not attempts
-    assert deliver(store, smtp_server, T0 + dt.timedelta(seconds=29)).sent == 0
+    # The pause is the server's, kept in the store: every later pass (a new transport, another
+    # worker) waits as long, and the report says until when.
+    [pause] = store.pauses.all()
+    assert pause["until"] == resume == report.paused_until and answer in pause["reason"]
+    for seconds in (1, 29):
+        assert deliver(store, smtp_server, T0 + dt.timedelta(seconds=seconds)).paused_until == resume
     assert len(smtp_server.attempts) == 1
     later = dt.datetime.fromisoformat(resume) + dt.timedelta(seconds=1)
     assert deliver(store, smtp_server, later).sent == 3
     assert len(smtp_server.wait_for(3)) == 3
 
 
-def test_554_is_failed_at_once_and_never_retried(store, smtp_server):
+def test_554_dt_spm_waits_15_minutes_and_more_then_goes_once_with_its_subject(store, smtp_server):
     queue(store, 1)
-    smtp_server.respond_with(["554 DT:SPM 8 spam mail rejected"])
+    smtp_server.respond_with(["554 DT:SPM 163 smtp14,EsCowAB: Mail rejected as spam",
+                              "554 DT:SPM 163 smtp14,EsCowAB: Mail rejected as spam", None])
+    report = deliver(store, smtp_server, T0)
+    assert (report.failed, report.waiting) == (0, 1)
+    [waiting] = store.outbox.with_status("pending")
+    first_wait = dt.datetime.fromisoformat(waiting["next_attempt_at"]) - T0
+    assert dt.timedelta(minutes=15) <= first_wait <= dt.timedelta(minutes=18)
+    assert deliver(store, smtp_server, T0 + dt.timedelta(minutes=14)).sent == 0
+    assert len(smtp_server.attempts) == 1
+
+    second_at = T0 + first_wait + dt.timedelta(seconds=1)
+    assert deliver(store, smtp_server, second_at).sent == 0
+    [waiting] = store.outbox.with_status("pending")
+    second_wait = dt.datetime.fromisoformat(waiting["next_attempt_at"]) - second_at
+    assert dt.timedelta(minutes=30) <= second_wait <= dt.timedelta(minutes=36)   # growing
+
+    assert deliver(store, smtp_server, second_at + second_wait + dt.timedelta(seconds=1)).sent == 1
+    [got] = smtp_server.wait_for(1)
+    assert len({a.message["Subject"] for a in smtp_server.attempts}) == 1   # the same unique subject
+    assert got.message["Message-ID"] == "<reply-1@163.com>"
+
+
+def test_a_spam_refusal_that_lasts_is_failed_after_the_give_up_window(store, smtp_server):
+    queue(store, 1)
+    smtp_server.respond_with(["554 DT:SUM 163 smtp14: envelope and header sender mismatch"] * 20)
+    at = T0
+    while store.outbox.with_status("pending"):
+        deliver(store, smtp_server, at)
+        at += dt.timedelta(hours=2)
+    [failed] = store.outbox.with_status("failed")
+    assert failed["last_error"].startswith("gave up after 24 h: 554 DT:SUM")
+    assert 10 <= len(smtp_server.attempts) <= 14 and smtp_server.messages == []
+
+
+@pytest.mark.parametrize("answer", ["550 5.1.1 User unknown", "553 Mail from must equal authorized user",
+                                    "554 5.7.1 Message rejected: content not allowed"])
+def test_other_5xx_are_failed_at_once_and_never_retried(store, smtp_server, answer):
+    queue(store, 1)
+    smtp_server.respond_with([answer])
     report = deliver(store, smtp_server, T0)
     assert report.failed == 1 and report.waiting == 0
     [failed] = store.outbox.with_status("failed")
-    assert failed["last_error"].startswith("554") and "DT:SPM" in failed["last_error"]
+    assert failed["last_error"] == answer
     for hours in (1, 5, 48):
         deliver(store, smtp_server, T0 + dt.timedelta(hours=hours))
     assert len(smtp_server.attempts) == 1 and smtp_server.messages == []
@@ -105,7 +148,7 @@ def test_554_is_failed_at_once_and_never_retried(store, smtp_server):
 
 def test_retry_requeues_a_failed_reply_which_then_goes_once(store, smtp_server):
     queue(store, 1)
-    smtp_server.respond_with(["554 DT:SPM 8"])
+    smtp_server.respond_with(["550 5.1.1 User unknown"])
     deliver(store, smtp_server, T0)
     later = T0 + dt.timedelta(hours=3)
     assert requeue_failed(store, later) == 1
@@ -175,3 +218,35 @@ def test_a_failing_sent_copy_never_costs_the_delivery(store, smtp_server, caplog
     assert store.outbox.with_status("sent")
     assert "no copy kept" in caplog.text
     assert deliver(store, smtp_server, T0 + dt.timedelta(hours=1)).sent == 0
+
+
+def test_a_failed_copy_is_tried_again_on_the_next_pass_and_kept_once(store, smtp_server, caplog):
+    queue(store, 1, 2)
+    kept, broken = [], [True]
+
+    def copy(raw: bytes) -> bool:
+        if broken[0]:
+            raise OSError("IMAP connection reset")
+        kept.append(raw)
+        return True
+
+    assert deliver(store, smtp_server, T0, on_sent=copy).sent == 2
+    assert kept == [] and "tried again on the next pass" in caplog.text
+    assert all(r["copy"] == "due" for r in store.outbox.with_status("sent"))
+    broken[0] = False
+    assert deliver(store, smtp_server, T0 + dt.timedelta(minutes=1), on_sent=copy).sent == 0
+    assert sorted(b"<reply-1@163.com>" in raw for raw in kept) == [False, True]
+    assert deliver(store, smtp_server, T0 + dt.timedelta(minutes=2), on_sent=copy).sent == 0
+    assert len(kept) == 2 and len(smtp_server.messages) == 2   # each once, nothing sent twice
+
+
+def test_what_leaves_without_a_mailbox_session_is_copied_on_the_next_pass(store, smtp_server):
+    """`intake digest` sends the due replies with the digest but has no IMAP session: the copies
+    are recorded as due and the next pass keeps them."""
+    queue(store, 1)
+    assert deliver(store, smtp_server, T0).sent == 1     # no on_sent: the digest command
+    kept = []
+    deliver(store, smtp_server, T0 + dt.timedelta(minutes=5), on_sent=lambda raw: kept.append(raw) or True)
+    assert len(kept) == 1 and b"<reply-1@163.com>" in kept[0]
+    [sent] = store.outbox.with_status("sent")
+    assert sent["copy"] == "kept"

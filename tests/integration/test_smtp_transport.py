@@ -66,7 +66,7 @@ def test_a_permanent_refusal_is_failed_not_retried(tmp_path, smtp_server):
     store = Store(tmp_path / "intake.json", tmp_path / "files")
     with store.transaction():
         enqueue(store, reply(1), "<sub-1@x>", "reply", NOW)
-    smtp_server.respond_with(["554 DT:SPM 8 spam"])
+    smtp_server.respond_with(["554 5.7.1 Message rejected: content not allowed"])
     report = deliver_pending(store, transport(smtp_server, "none"), NOW)
     assert report.failed == 1
     [failed] = store.outbox.with_status("failed")

@@ -4,6 +4,7 @@ import stat
 
 import pytest
 
+from store import storage
 from store.repository import Store, StoreError
 
 
@@ -88,3 +89,20 @@ def test_a_damaged_store_is_one_clear_error(tmp_path):
     (tmp_path / "intake.json").write_text('{"submissions": {"1": {', encoding="utf-8")
     with pytest.raises(StoreError, match="not valid JSON"):
         Store(tmp_path / "intake.json", tmp_path / "files")
+
+
+def test_the_journal_is_folded_by_its_size_however_often_the_store_is_opened(tmp_path, monkeypatch):
+    """A store opened for one message at a time (`poll --once` from cron, every command) still
+    has its journal folded into the snapshot: no commit counter to restart with each process."""
+    monkeypatch.setattr(storage, "COMPACT_FLOOR_BYTES", 64 << 10)
+    for n in range(60):
+        store = Store(tmp_path / "intake.json", tmp_path / "files")
+        with store.transaction():
+            store.submissions.add({"message_id": f"<m{n}@x>", "raw": "回复" * 2000})
+        store.close()
+    journal = (tmp_path / "intake.json.journal").stat().st_size
+    snapshot = (tmp_path / "intake.json").stat().st_size
+    assert snapshot > 64 << 10 and journal <= max(64 << 10, snapshot) + 13_000
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    assert len(store.submissions.all()) == 60
+    store.close()

@@ -15,7 +15,7 @@ Listeners: ``port`` is plain IMAP (STARTTLS offered, LOGIN allowed without TLS
 because ``disable_plaintext_auth = no``), ``tls_port`` is implicit-TLS IMAPS.
 Both are on 127.0.0.1 and stay the same across ``stop()``/``start()``.
 
-Folders: INBOX plus ``Sent`` (\\Sent), ``Drafts`` (\\Drafts), ``Trash``
+Folders: INBOX plus ``Sent`` (\\Sent; another name with ``sent_folder=``), ``Drafts`` (\\Drafts), ``Trash``
 (\\Trash), auto-created and subscribed, advertised via SPECIAL-USE.  Hierarchy
 separator is ``.`` (Maildir++).  IDLE is available (Dovecot default).
 
@@ -145,6 +145,7 @@ class DovecotServer:
         port: int | None = None,
         tls_port: int | None = None,
         startup_timeout: float = 15.0,
+        sent_folder: str = "Sent",
     ) -> None:
         self.dovecot_bin = _find_binary("dovecot")
         self.doveadm_bin = _find_binary("doveadm")
@@ -153,6 +154,7 @@ class DovecotServer:
                 f"dovecot/doveadm binaries not found (PATH={os.environ.get('PATH')}). {SETUP_HINT}"
             )
         self.startup_timeout = startup_timeout
+        self.sent_folder = sent_folder  # 163 calls it 已发送 (&XfJT0ZAB- on the wire)
         self.port = port or free_port()
         self.tls_port = tls_port or free_port()
         while self.tls_port == self.port:
@@ -272,7 +274,7 @@ userdb {{
 namespace inbox {{
   inbox = yes
   separator = .
-  mailbox Sent {{
+  mailbox "{self.sent_folder}" {{
     special_use = \\Sent
     auto = subscribe
   }}

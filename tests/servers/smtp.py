@@ -156,7 +156,7 @@ class SmtpServer:
             kwargs.update(tls_context=self._server_ctx, require_starttls=True)
         elif self.tls == "ssl":
             kwargs.update(ssl_context=self._server_ctx)
-        controller = Controller(_Handler(self), **kwargs)
+        controller = self._new_controller(kwargs)
         # The port can sit in TIME_WAIT briefly after a stop(); retry the bind.
         deadline = time.monotonic() + 10
         while True:
@@ -169,6 +169,11 @@ class SmtpServer:
                 time.sleep(0.1)
         self._controller = controller
         return self
+
+    def _new_controller(self, kwargs: dict) -> Controller:
+        """The aiosmtpd controller; a server with other manners (tests/servers/like163.py)
+        brings its own handler and protocol."""
+        return Controller(_Handler(self), **kwargs)
 
     def stop(self) -> None:
         controller, self._controller = self._controller, None

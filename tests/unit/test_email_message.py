@@ -83,3 +83,35 @@ def test_an_empty_nested_multipart_that_trips_mail_parser_still_parses():
            b'Content-Type: multipart/mixed; boundary="b11"\r\n\r\n--b11--\r\n')
     email = parse_email(raw)
     assert email.from_addr == "hetang@example.cn" and email.message_id == "<fixed@x>"
+
+
+def with_from(*values: str) -> bytes:
+    return "".join(f"From: {v}\r\n" for v in values).encode() + b"To: x@163.com\r\nSubject: s\r\n\r\nbody\r\n"
+
+
+def b_words(text: str) -> str:
+    return f"=?utf-8?B?{base64.b64encode(text.encode()).decode()}?="
+
+
+@pytest.mark.parametrize("values, doubt", [
+    ((f"{b_words('荷塘区 <hetang@example.cn>,')} <evil@attacker.example>",), "another address"),
+    ((f"{b_words('hetang＠example.cn')} <evil@attacker.example>",), "another address"),   # full-width @
+    (("hetang@example.cn, evil@attacker.example",), "2 mailboxes"),
+    (("hetang@example.cn", "evil@attacker.example"), "2 From headers"),
+    ((f"{b_words('荷塘区 hetang@example.cn')} <HeTang@example.cn>",), ""),   # its own address: fine
+    ((f"{b_words('荷塘区科工信局')} <hetang@example.cn>",), ""),
+    (('"荷塘区, 科工信局" <hetang@example.cn>',), ""),                        # a quoted comma
+])
+def test_from_is_split_before_its_display_name_is_decoded(values, doubt):
+    parsed = parse_email(with_from(*values))
+    assert (parsed.from_doubt == "") == (doubt == "") and doubt in parsed.from_doubt
+    assert parsed.from_addr in ("hetang@example.cn", "evil@attacker.example")
+    if "<evil" in values[0]:   # the real address, whatever the name says
+        assert parsed.from_addr == "evil@attacker.example"
+
+
+def test_a_ten_megabyte_subject_is_cut_to_two_hundred_characters():
+    raw = foxmail_email("hetang@example.cn", "x@163.com", "推荐表" + "很长的主题" * (2 << 20))
+    parsed = parse_email(raw)
+    assert len(parsed.subject) == 200 and parsed.subject.startswith("推荐表很长的主题")
+    assert parsed.subject.endswith("…")
