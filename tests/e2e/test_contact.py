@@ -62,7 +62,7 @@ def test_a_clerks_question_from_each_client_reaches_the_contact_and_a_thank_you_
     for sender in [*COUNTIES.values(), "youxian@example.cn"]:
         mail.append(form_email(sender, samples.SAMPLE_CANDIDATE))
     poll(mail)
-    receipts = {r.rcpt_tos[0]: r.message for r in smtp_server.wait_for(5)}
+    receipts = {r.rcpt_tos[0]: r.message for r in smtp_server.wait_for(5, timeout=60)}
     smtp_server.clear()
 
     later = MAIL_RECEIVED + dt.timedelta(hours=2)
@@ -72,7 +72,7 @@ def test_a_clerks_question_from_each_client_reaches_the_contact_and_a_thank_you_
     mail.append(client_reply("163", "youxian@example.cn", MAILBOX, "收到，谢谢",
                              in_reply_to=receipts["youxian@example.cn"]["Message-ID"]), when=later)
     poll(mail)
-    got = smtp_server.wait_for(8)
+    got = smtp_server.wait_for(8, timeout=60)
     passed_on = {r.rcpt_tos[0]: r.message for r in got if r.message["X-Intake-Status"] == "needs-person"}
     forwards = [r for r in got if r.message["X-Intake-Question"]]
     assert set(passed_on) == set(COUNTIES.values())              # every clerk is told, the thanker is not
@@ -97,7 +97,7 @@ def test_a_clerks_question_from_each_client_reaches_the_contact_and_a_thank_you_
 
     smtp_server.clear()
     run(mail, "digest", "--date", "2022-07-20")
-    [digest] = smtp_server.wait_for(1)
+    [digest] = smtp_server.wait_for(1, timeout=60)
     text = text_of(digest)
     first = text.split("一、总体情况")[0]
     assert "【待人工处理的来信（4 封）】" in first
@@ -121,7 +121,7 @@ def test_a_clerks_question_from_each_client_reaches_the_contact_and_a_thank_you_
 def test_without_forwarding_the_question_waits_for_the_digest_and_only_the_clerk_hears(mail, smtp_server):
     mail.append(sample_mail.foxmail_email("liling@example.cn", MAILBOX, "请问报告截止时间", [], body=""))
     poll(mail)
-    [reply] = smtp_server.wait_for(1)
+    [reply] = smtp_server.wait_for(1, timeout=60)
     assert reply.rcpt_tos == ["liling@example.cn"] and reply.message["X-Intake-Status"] == "needs-person"
     assert "请问报告截止时间" in run(mail, "questions").stdout
     unknown = intake(mail.config, "answered", "<nobody@example.cn>", env=mail.env)
@@ -131,7 +131,7 @@ def test_without_forwarding_the_question_waits_for_the_digest_and_only_the_clerk
 def test_a_fresh_email_that_forgot_its_attachment_is_asked_for_it_not_passed_on(mail, smtp_server):
     mail.append(sample_mail.foxmail_email("hetang@example.cn", MAILBOX, "推荐表", [], body="推荐表请查收附件，谢谢！"))
     poll(mail)
-    [reply] = smtp_server.wait_for(1)
+    [reply] = smtp_server.wait_for(1, timeout=60)
     assert reply.message["X-Intake-Status"] == "needs-correction"
     assert reply.message["X-Intake-Problems"] == "no-attachment"
 
@@ -145,12 +145,12 @@ def test_reminders_go_to_exactly_the_incomplete_counties_on_the_configured_dates
     mail.append(form_email("hetang@example.cn", samples.SAMPLE_CANDIDATE))
     mail.append(form_email("lusong@example.cn", no_discipline))
     poll(mail)
-    smtp_server.wait_for(2)
+    smtp_server.wait_for(2, timeout=60)
     smtp_server.clear()
 
     assert "not a reminder day" in run(mail, "remind", "--date", "2022-07-25").stdout   # 6 days before
     run(mail, "remind", "--date", "2022-07-24")                                          # 7 days before
-    got = smtp_server.wait_for(8)
+    got = smtp_server.wait_for(8, timeout=60)
     incomplete = {"lusong@example.cn", "shifeng@example.cn", "tianyuan@example.cn", "lukou@example.cn",
                   "liling@example.cn", "youxian@example.cn", "chaling@example.cn", "yanling@example.cn"}
     assert sorted(r.rcpt_tos[0] for r in got) == sorted(incomplete)       # 荷塘区 is complete
@@ -167,11 +167,11 @@ def test_reminders_go_to_exactly_the_incomplete_counties_on_the_configured_dates
     digest = run(mail, "digest", "--date", "2022-07-24", "--dry-run").stdout
     reminders = digest.split("八、今日发出的截止前提醒")[1].split("九、")[0]
     assert "芦淞区（2022年7月31日截止）" in reminders and "荷塘区" not in reminders
-    assert len(smtp_server.wait_for(8)) == 8
+    assert len(smtp_server.wait_for(8, timeout=60)) == 8
 
     smtp_server.clear()
     run(mail, "remind", "--date", "2022-09-29")                               # 1 day before the reports
-    got = smtp_server.wait_for(2)
+    got = smtp_server.wait_for(2, timeout=60)
     assert sorted(r.rcpt_tos[0] for r in got) == ["hetang@example.cn", "lusong@example.cn"]
     assert "尚未收到张三的调研报告" in text_of(next(r for r in got if r.rcpt_tos[0] == "hetang@example.cn"))
     assert "not a reminder day" in run(mail, "remind", "--date", "2022-10-01").stdout  # after the deadline
