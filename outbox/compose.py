@@ -13,11 +13,15 @@ from email.utils import format_datetime
 
 import jinja2
 
-from outbox.wording import describe
+from outbox.wording import QUERY_SENTENCE, describe
 from parsers.records import FIELD_LABELS, FORM_FIELDS, OPINION_KEYS
 
 STATUS_WORDS = {"accepted": "已受理", "needs-correction": "需补正", "rejected": "未受理",
-                "withdrawn": "已撤回"}
+                "withdrawn": "已撤回", "needs-person": "已转人工"}
+# The bureau's review marks (intake mark), in the notice's words: 初选 builds the 储备库, the
+# panel picks a 备选名单, from which 2-3 建议人选 go to the 领导小组.
+REVIEW_WORDS = {"pooled": "入储备库", "shortlisted": "入围备选名单", "selected": "建议人选",
+                "not-selected": "未入选"}
 # A candidate's standing, as a status-query reply shows it.
 CANDIDATE_WORDS = {**STATUS_WORDS, "quota-exceeded": "超出名额，未计入"}
 
@@ -62,13 +66,16 @@ class ReplyContent:
     forms: list[FormOutcome] = field(default_factory=list)
     places_used: int = 0
     places_max: int = 3
-    kind: str = "submission"          # submission | withdrawal | query
+    kind: str = "submission"          # submission | withdrawal | query | question
     reports: list[ReportOutcome] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)
     roster: list[dict] = field(default_factory=list)   # the county's candidates, for a query
     repeat_of: dt.datetime | None = None   # when the same files came from this sender before
     receipt: str = ""                 # 〔2022〕荷塘-003: never repeats, so no two subjects are alike
     versions: dict[str, int] = field(default_factory=dict)   # name → which version this email made
+    deadline_note: str = ""           # outbox.wording.deadline_sentence(): the deadline that applies
+    contact_name: str = ""            # [campaign] contact_name / contact_phone, for a passed-on question
+    contact_phone: str = ""
 
 
 def reply_message_id(submission_id: str, kind: str, from_address: str) -> str:
@@ -94,6 +101,8 @@ def _receipt_tail(content: ReplyContent) -> str:
 def _subject_head(content: ReplyContent) -> str:
     if content.kind == "query":
         return f"【进度查询】{content.county} 信息技术能手推荐情况"
+    if content.kind == "question":
+        return f"【已转交】{content.county} 来信已转市工信局联系人"
     named = [*content.withdrawn, *(_versioned(f.name, content) for f in content.forms),
              *(r.name for r in content.reports)]
     # A name is what the county typed: a line break in it must not start a header of its own.
@@ -133,7 +142,7 @@ def compose_reply(content: ReplyContent, from_address: str, submission_id: str,
     codes = _all_codes(content)
     if codes:
         msg["X-Intake-Problems"] = ", ".join(codes)
-    template = "status" if content.kind == "query" else "reply"
+    template = {"query": "status", "question": "question"}.get(content.kind, "reply")
     msg.set_content(_env_text.get_template(f"{template}.txt.j2").render(ctx))
     msg.add_alternative(_env_html.get_template(f"{template}.html.j2").render(ctx), subtype="html")
     return msg
@@ -164,6 +173,8 @@ def _template_context(content: ReplyContent) -> dict:
         "withdrawn": "、".join(content.withdrawn),
         "roster": [_candidate_view(c) for c in content.roster],
         "places_left": max(content.places_max - content.places_used, 0),
+        "deadline_note": content.deadline_note,
+        "footer": content.deadline_note + QUERY_SENTENCE,
     }
 
 
@@ -263,3 +274,38 @@ def _rfc2231_param(name: str, value: str, max_chars: int = 54) -> str:
         return f"{name}*=utf-8''{pieces[0]}"
     return ";\n ".join(f"{name}*{i}*={'utf-8' + chr(39) * 2 if i == 0 else ''}{p}"
                         for i, p in enumerate(pieces))
+
+
+# ------------------------------------------------------- a county's question to the contact
+
+@dataclass
+class Question:
+    """A county's email that needs a person: who wrote, when, and their own words."""
+    message_id: str
+    county: str
+    sender: str
+    subject: str
+    received_at: dt.datetime      # in the campaign's time zone
+    words: str
+
+
+def compose_forward(question: Question, *, from_address: str, to: tuple[str, ...] | list[str],
+                    contact_name: str, message_id: str, now: dt.datetime) -> EmailMessage:
+    """The question forwarded to the contact at once; Reply-To is the county, so answering
+    this email answers the clerk."""
+    local = question.received_at
+    ctx = {"q": question, "contact_name": contact_name,
+           "received": f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"}
+    msg = EmailMessage()
+    msg["From"] = Address("株洲市工信局信息技术能手评选", addr_spec=from_address)
+    msg["To"] = ", ".join(to)
+    msg["Reply-To"] = question.sender
+    msg["Subject"] = f"【县市区来信】{question.county}：{' '.join(question.words.split())[:24]}"
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["X-Intake-Question"] = question.message_id
+    msg.set_content(_env_text.get_template("forward.txt.j2").render(ctx))
+    msg.add_alternative(_env_html.get_template("forward.html.j2").render(ctx), subtype="html")
+    return msg

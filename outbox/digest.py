@@ -14,11 +14,11 @@ from email.utils import format_datetime
 import jinja2
 
 from outbox.chart import Bar, cjk_font_path, places_chart
-from outbox.compose import STATUS_WORDS, add_attachment
+from outbox.compose import REVIEW_WORDS, STATUS_WORDS, add_attachment
 
 SENDER_NAME = "株洲市工信局信息技术能手评选"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-KIND_WORDS = {"reply": "回复", "digest": "每日汇总"}
+KIND_WORDS = {"reply": "回复", "digest": "每日汇总", "reminder": "截止前提醒", "forward": "来信转交"}
 OUTBOX_WORDS = {"failed": "发送失败", "undeliverable": "无法投递"}
 CHART_CID = "<places-chart@intake.digest>"
 
@@ -107,6 +107,12 @@ def digest_view(f) -> dict:
         "failed": [{"to": r.to, "subject": r.subject, "kind": KIND_WORDS.get(r.kind, r.kind),
                     "status_word": OUTBOX_WORDS.get(r.status, r.status),
                     "error": r.error or "—", "when": _when(r.created_at)} for r in f.failed_replies],
+        "questions": [{"county": q.county, "when": _when(q.received_at), "sender": q.sender,
+                       "subject": q.subject or "（无主题）", "words": q.words} for q in f.questions],
+        "reminders": [{"county": r.county, "deadline": _day(dt.date.fromisoformat(r.deadline)),
+                       "missing": r.missing} for r in f.reminders],
+        "reviews": [{"county": r.county, "name": r.name, "word": REVIEW_WORDS.get(r.status, r.status),
+                     "note": r.note, "when": _when(r.at) if r.at else ""} for r in f.reviews],
         "chart_cid": CHART_CID[1:-1],
         "chart_legend": "" if cjk_font_path() else
                         "；".join(f"{i}. {r.county}" for i, r in enumerate(f.rows, start=1)),

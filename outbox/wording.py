@@ -34,6 +34,26 @@ def describe(problem: dict) -> str:
     return writer(ctx)
 
 
+DEADLINE_WHAT = {"form": "推荐表", "report": "调研报告"}
+QUERY_SENTENCE = "如需了解贵单位的报送情况，请发送主题为“查询”的邮件至本邮箱，系统将自动回复。"
+
+
+def deadline_sentence(ahead: list[tuple[str, "object"]], last_deadline=None) -> str:
+    """The deadline that applies next (and the later one), or that reporting has closed.
+    `ahead`: pipeline.rules.deadlines_ahead(); `last_deadline`: the report deadline."""
+    if not ahead:
+        return f"本次报送工作已于{_day(last_deadline)}截止。" if last_deadline else ""
+    (what, first), *later = ahead
+    sentence = f"{DEADLINE_WHAT[what]}报送截止时间为{_day(first)}"
+    if later:
+        sentence += "，" + "，".join(f"{DEADLINE_WHAT[w]}报送截止时间为{_day(d)}" for w, d in later)
+    return sentence + "。"
+
+
+def _day(day) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
 def _invalid(ctx: dict) -> str:
     return (f"附件《{ctx['file']}》中“{ctx['label']}”填写为“{ctx.get('value', '')}”，无法识别，"
             f"请核对后重新发送。")
@@ -119,3 +139,26 @@ _SENTENCES = {
     "report-unmatched": lambda c: (
         f"附件《{c['file']}》无法对应到贵单位的推荐人选，请在邮件主题或文件名中注明人选姓名后重新发送。"),
 }
+
+
+# Short Chinese names of the problem codes (SPEC §3), for tables that show the codes.
+_LABELS = {
+    "no-attachment": "无附件", "nothing-recognized": "未识别到推荐表或报告", "unreadable-file": "文件无法打开",
+    "scanned-only": "仅有扫描件", "deeds-too-long": "主要事迹超字数", "missing-photo": "缺照片",
+    "quota-exceeded": "超出名额", "late": "逾期", "unknown-sender": "未登记的发件人",
+    "report-unmatched": "报告无法对应人选", "withdraw-unmatched": "撤回未找到人选",
+    "message-too-large": "邮件过大",
+}
+
+
+def problem_label(code: str) -> str:
+    """"missing-field:phone" → "缺联系电话"; an unknown code is shown as it is."""
+    base, _, sub = code.partition(":")
+    label = FIELD_LABELS.get(sub, sub)
+    if base == "missing-field":
+        return f"缺{label}"
+    if base == "invalid-field":
+        return f"{label}有误"
+    if base == "missing-opinion":
+        return f"缺{label}"
+    return _LABELS.get(code, code)

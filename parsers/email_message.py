@@ -59,6 +59,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
         headers=msg,
         attachments=list(_attachments(msg)),
         text=_body_text(msg),
+        html=_body_text(msg, "text/html"),
         cloud_links=cloud_links(msg),
     )
 
@@ -290,9 +291,9 @@ def _is_attachment(part: Message) -> bool:
     return maintype in ("application", "image") and not part.get("Content-ID")
 
 
-def _body_text(msg: Message) -> str:
+def _body_text(msg: Message, content_type: str = "text/plain") -> str:
     for part in _leaf_parts(msg):
-        if part.get_content_type() == "text/plain" and not _is_attachment(part):
+        if part.get_content_type() == content_type and not _is_attachment(part):
             try:
                 data = part.get_payload(decode=True) or b""
             except Exception:  # noqa: BLE001

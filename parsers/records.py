@@ -34,6 +34,7 @@ class ParsedEmail:
     headers: Message       # the raw headers, for RFC 3834 checks
     attachments: list[Attachment] = field(default_factory=list)
     text: str = ""         # the plain-text body, best effort
+    html: str = ""         # the HTML body, best effort (HTML-only clients write no text part)
     cloud_links: list[str] = field(default_factory=list)   # 163/QQ 超大附件 download links
     from_doubt: str = ""   # why From names no single sender (several mailboxes, an address in
                            # the display name); "" for an ordinary From

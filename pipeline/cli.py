@@ -132,12 +132,13 @@ def poll(ctx: click.Context, once: bool) -> None:
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xlsx", "docx"]), default="json",
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xlsx", "docx", "files"]), default="json",
               show_default=True,
               help="json (everything), csv / xlsx (the roster for Excel and WPS), "
-                   "docx (accepted candidates' forms for the review panel).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write to this file instead of standard output (required for xlsx and docx).")
+                   "docx (accepted candidates' forms for the review panel), "
+                   "files (the originals as received, 县市区/姓名/, and a one-page roster; -o DIR or -o FILE.zip).")
+@click.option("-o", "--output", type=click.Path(writable=True),
+              help="Write to this file instead of standard output (required for xlsx, docx and files).")
 @click.pass_context
 @_fail_cleanly
 def export(ctx: click.Context, fmt: str, output: str | None) -> None:
@@ -149,9 +150,23 @@ def export(ctx: click.Context, fmt: str, output: str | None) -> None:
 
     if fmt in BINARY_FORMATS and not output:
         raise click.UsageError(f"--format {fmt} writes a binary file: give it one with -o FILE")
+    if fmt == "files" and not output:
+        raise click.UsageError("--format files writes a folder: give it one with -o DIR (or -o FILE.zip)")
+    if output and fmt != "files" and Path(output).is_dir():
+        raise click.UsageError(f"-o {output} is a directory; --format {fmt} writes one file")
+    if output and fmt == "files" and not output.lower().endswith(".zip") and Path(output).is_file():
+        raise click.UsageError(f"-o {output} is a file: give a directory or a name ending in .zip")
     settings = _settings(ctx)
     store = _store(settings)
     try:
+        if fmt == "files":
+            from pipeline.digest import local_today
+            from pipeline.originals import export_files
+            from pipeline.poll import utc_now
+
+            count = export_files(store, settings, Path(output), local_today(settings, utc_now()))
+            click.echo(f"wrote {count} file(s) to {output}")
+            return
         data = export_bytes(fmt, store, settings)
     finally:
         store.close()
@@ -205,12 +220,14 @@ def print_county_table(store, settings: Settings, console: Console | None = None
 
 
 def status_lines(figures) -> list[str]:
+    from outbox.compose import REVIEW_WORDS
     from outbox.digest import deadline_line
 
     t = figures.totals
     waiting = "、".join(w.county for w in figures.waiting) or "无"
     deadline = deadline_line(figures.days_left, figures.deadline)
     lines = [
+        f"待人工处理的来信：{len(figures.questions)} 封" + ("（intake questions 查看）" if figures.questions else ""),
         f"合计：推荐人选 {t.candidates} 名（已受理 {t.accepted}，需补正 {t.needs_correction}），"
         f"名额 {t.places_used}/{t.places_total}，报告 {t.reports} 份",
         f"尚未报送：{waiting}。" + (f"[red]{deadline}[/red]" if figures.urgent else deadline),
@@ -223,6 +240,9 @@ def status_lines(figures) -> list[str]:
     for problem in figures.problems:
         lines.append(f"待补正：{problem.county} {problem.name}")
         lines += [f"  {i}. {sentence}" for i, sentence in enumerate(problem.sentences, 1)]
+    for r in figures.reviews:
+        lines.append(f"评审：{r.county} {r.name} {REVIEW_WORDS.get(r.status, r.status)}"
+                     + (f"（{r.note}）" if r.note else ""))
     return lines
 
 
@@ -299,17 +319,113 @@ def _delivery_problem(delivery, what: str) -> None:
 @click.argument("name")
 @click.option("--county", required=True, help="The candidate's county, as configured.")
 @click.option("--status", "review_status", required=True,
-              type=click.Choice(["pooled", "shortlisted", "selected", "not-selected"]),
-              help="The review stage's result: pooled (初选入库), shortlisted (入围), selected, not-selected.")
+              help="The review stage's result: 入库 (pooled, 储备库), 入围 (shortlisted, 备选名单), "
+                   "推荐 (selected, 建议人选), 未入选 (not-selected).")
 @click.option("--note", default="", help="A remark kept with the mark.")
 @click.pass_context
 @_fail_cleanly
 def mark(ctx: click.Context, name: str, county: str, review_status: str, note: str) -> None:
     """Record a review mark (初选/评审) for a candidate; no email is sent.
 
-    Example: intake mark 张三 --county 荷塘区 --status shortlisted --note "初选通过"
+    Example: intake mark 张三 --county 荷塘区 --status 入围 --note "初选通过"
     """
-    _perform(ctx, "mark", name=name, county=county, status=review_status, note=note)
+    from pipeline.review import review_status as review_code
+
+    try:
+        code = review_code(review_status)
+    except IntakeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--status")
+    _perform(ctx, "mark", name=name, county=county, status=code, note=note)
+
+
+@main.command()
+@click.option("--date", "date_text", metavar="YYYY-MM-DD",
+              help="The reminder day (default: today in the campaign's time zone).")
+@click.option("--dry-run", is_flag=True, help="Show who would be reminded of what; send and record nothing.")
+@click.pass_context
+@_fail_cleanly
+def remind(ctx: click.Context, date_text: str | None, dry_run: bool) -> None:
+    """Send the day's reminders ([reminders] days_before) to counties with incomplete materials.
+
+    Example: intake remind --date 2022-07-28 --dry-run
+    """
+    import datetime as dt
+
+    from pipeline.digest import local_today
+    from pipeline.poll import utc_now
+    from pipeline.reminders import send_reminders
+
+    try:
+        day = dt.date.fromisoformat(date_text) if date_text else None
+    except ValueError:
+        raise click.BadParameter(f"{date_text!r} is not a date like 2022-07-28", param_hint="--date")
+    settings = _settings(ctx)
+    if not settings.reminders.days_before:
+        raise IntakeError("reminders are off: set [reminders] days_before, e.g. [7, 3, 1]")
+    now = utc_now()
+    day = day or local_today(settings, now)
+    store = _store(settings, write=not dry_run)
+    try:
+        run = send_reminders(settings, store, day, now, dry_run=dry_run)
+    finally:
+        store.close()
+    if not run.planned:
+        click.echo(f"no reminders on {day}: not a reminder day, or every county is complete")
+    for plan in run.planned:
+        state = "already reminded today" if plan.already else ("would remind" if dry_run else "reminded")
+        click.echo(f"{plan.county}: {state} ({', '.join(plan.to)})")
+        for line in plan.lines:
+            click.echo(f"  - {line}")
+    if run.delivery.error:
+        click.echo(f"intake: warning: not sent yet: {run.delivery.error}", err=True)
+        if run.delivery.fatal:
+            sys.exit(1)
+
+
+@main.command()
+@click.option("--all", "show_all", is_flag=True, help="Also those already marked answered.")
+@click.pass_context
+@_fail_cleanly
+def questions(ctx: click.Context, show_all: bool) -> None:
+    """List county emails that need a person (questions, requests), oldest first.
+
+    Example: intake questions
+    """
+    from pipeline.questions import open_questions
+    from pipeline.rules import NEEDS_PERSON
+
+    settings = _settings(ctx)
+    store = _store(settings)
+    try:
+        submissions = store.submissions.all()
+    finally:
+        store.close()
+    rows = ([s for s in sorted(submissions, key=lambda s: s["received_at"]) if s["status"] == NEEDS_PERSON]
+            if show_all else open_questions(submissions))
+    if not rows:
+        click.echo("no questions waiting for a person" if not show_all else "no questions")
+        return
+    # Plain lines, not a table: the text is long, and the Message-ID must stay whole to be pasted.
+    for n, s in enumerate(rows, start=1):
+        done = f"  已处理 {s['answered_at'][:16].replace('T', ' ')}" if s.get("answered_at") else ""
+        click.echo(f"{n}. {s.get('county') or ''}  {s['received_at'][:16].replace('T', ' ')}  {s.get('from', '')}{done}")
+        click.echo(f"   主题：{s.get('subject') or '（无主题）'}")
+        for line in (s.get("words") or "").splitlines():
+            click.echo(f"   {line}")
+        click.echo(f"   intake answered \"{s['message_id']}\"")
+
+
+@main.command()
+@click.argument("message_id")
+@click.option("--note", default="", help="How it was answered (kept with the mark).")
+@click.pass_context
+@_fail_cleanly
+def answered(ctx: click.Context, message_id: str, note: str) -> None:
+    """Mark a county's question as answered; it leaves `intake questions` and the digest.
+
+    Example: intake answered "<20220720103000.1234@example.cn>" --note "电话答复"
+    """
+    _perform(ctx, "answered", message_id=message_id, note=note)
 
 
 @main.command()

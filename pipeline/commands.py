@@ -126,8 +126,19 @@ def _serve_one(ctx: Context, request: dict) -> Outcome:
 def mark(ctx: Context, name: str, county: str, status: str, note: str) -> Outcome:
     from pipeline.review import mark_candidate
 
-    mark_candidate(ctx.store, county, name, status, note, ctx.now)
-    return Outcome(out=[f"{county} {name}: {status}"])
+    from outbox.compose import REVIEW_WORDS
+
+    mark_candidate(ctx.store, county, name, status, note, ctx.now, ctx.settings.campaign.timezone)
+    return Outcome(out=[f"{county} {name}: {REVIEW_WORDS[status]} ({status})"])
+
+
+@command("answered")
+def answered(ctx: Context, message_id: str, note: str) -> Outcome:
+    from pipeline.questions import mark_answered
+
+    done = mark_answered(ctx.store, ctx.settings, message_id, ctx.now, note)
+    return Outcome(out=[f"{message_id} ({done.get('county')}): answered at "
+                        f"{done['answered_at'][:16].replace('T', ' ')}"])
 
 
 @command("outbox-retry")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from outbox.queue import DeliveryReport
 from outbox.wording import describe
+from pipeline.questions import open_questions
 from pipeline.roster import CountyRow, in_county_order, latest_problems, roster_as_of, rows_for
 from pipeline.rules import ACTIVE_STATUSES, missing_seals
 from pipeline.settings import Settings
@@ -92,6 +93,33 @@ class Unsealed:
 
 
 @dataclass
+class PersonQuestion:
+    """A county's email that needs a person, as the digest lists it (text without quotes)."""
+    message_id: str
+    county: str
+    sender: str
+    subject: str
+    received_at: str
+    words: str
+
+
+@dataclass
+class SentReminder:
+    county: str
+    missing: list[str]
+    deadline: str
+
+
+@dataclass
+class ReviewMark:
+    county: str
+    name: str
+    status: str
+    note: str
+    at: str
+
+
+@dataclass
 class DigestFigures:
     date: dt.date
     cutoff: dt.datetime                   # what arrived up to this moment is counted
@@ -107,6 +135,9 @@ class DigestFigures:
     unknown_senders: list[UnknownSender]
     failed_replies: list[FailedReply]
     unsealed: list[Unsealed] = field(default_factory=list)
+    questions: list[PersonQuestion] = field(default_factory=list)   # listed first: they need a person
+    reminders: list[SentReminder] = field(default_factory=list)     # sent to counties on this date
+    reviews: list[ReviewMark] = field(default_factory=list)         # candidates carrying a review mark
 
     @property
     def urgent(self) -> bool:
@@ -144,7 +175,29 @@ def build_figures(store, settings: Settings, date: dt.date, now: dt.datetime) ->
         unknown_senders=_unknown_senders(submissions, settings),
         failed_replies=_failed_replies(store.outbox.all(), settings),
         unsealed=_unsealed(candidates),
+        questions=[PersonQuestion(q["message_id"], q.get("county") or "", q.get("from", ""),
+                                  q.get("subject", ""), q["received_at"], q.get("words", ""))
+                   for q in open_questions(submissions, cutoff)],
+        reminders=[SentReminder(r["county"], r["missing"], r["deadline"])
+                   for r in store.reminders.on(date.isoformat())],
+        reviews=_reviews(candidates, cutoff),
     )
+
+
+def _reviews(candidates: list[dict], cutoff: dt.datetime) -> list[ReviewMark]:
+    """Each candidate's latest review mark made by the cut-off."""
+    marks = []
+    for cand in candidates:
+        made = [r for r in cand.get("reviews") or ([cand["review"]] if cand.get("review") else [])
+                if r.get("at") and _aware(dt.datetime.fromisoformat(r["at"])) <= cutoff]
+        if made:
+            marks.append(ReviewMark(cand["county"], cand["name"], made[-1]["status"],
+                                    made[-1].get("note", ""), made[-1]["at"]))
+    return marks
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def _totals(rows: list[CountyRow], submissions: list[dict]) -> Totals:

@@ -20,8 +20,10 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from outbox.compose import STATUS_WORDS
-from outbox.wording import describe
+from openpyxl.worksheet.properties import PageSetupProperties
+
+from outbox.compose import REVIEW_WORDS, STATUS_WORDS
+from outbox.wording import describe, problem_label
 from parsers.records import FIELD_LABELS, FORM_FIELDS, OPINION_KEYS
 from pipeline.form_layout import FORM_LAYOUT
 from pipeline.rules import missing_seals
@@ -54,24 +56,27 @@ def _report(key: str) -> Callable[[dict], object]:
     return lambda c: (c.get("report") or {}).get(key) or ""
 
 
-_WIDTHS = {"name": 10, "sex": 6, "birth": 10, "ethnicity": 8, "native_place": 12,
-           "political_status": 12, "employer_post": 28, "home_address": 28, "phone": 14,
-           "honours": 36, "deeds": 60}
+# Narrow enough that the sheet, printed landscape one page wide, stays legible: long texts wrap
+# into taller rows instead of widening the page.
+_WIDTHS = {"name": 8, "sex": 5, "birth": 9, "ethnicity": 7, "native_place": 10,
+           "political_status": 10, "employer_post": 20, "home_address": 18, "phone": 14,
+           "honours": 22, "deeds": 40}
 
 # The form's order (SPEC §2), then what intake knows about each candidate.
 CANDIDATE_COLUMNS = (
-    Column("县市区", 10, _field("county")),
+    Column("县市区", 7, _field("county")),
     *(Column(FIELD_LABELS[k], _WIDTHS[k], _field(k)) for k in FORM_FIELDS),
-    *(Column(FIELD_LABELS[k], 24, _opinion(k)) for k in OPINION_KEYS),
-    Column("照片", 6, lambda c: "有" if c.get("photo") else "无"),
+    *(Column(FIELD_LABELS[k], 12, _opinion(k)) for k in OPINION_KEYS),
+    Column("照片", 5, lambda c: "有" if c.get("photo") else "无"),
     # ✔: a scan showed the seals of 推荐单位意见 and 纪检监察部门意见
-    Column("盖章件", 8, lambda c: "✘" if missing_seals(c.get("seals")) else "✔"),
-    Column("状态", 8, lambda c: STATUS_WORDS.get(c["status"], c["status"])),
-    Column("问题", 48, lambda c: "\n".join(problem_sentences(c))),
-    Column("版本数", 8, lambda c: len(c.get("versions") or [])),
-    Column("报告题目", 30, _report("title")),
-    Column("报告字数", 10, _report("chars")),
-    Column("最近报送时间", 18, lambda c: _local(c.get("updated_at") or _last_version_time(c))),
+    Column("盖章件", 6, lambda c: "✘" if missing_seals(c.get("seals")) else "✔"),
+    Column("状态", 7, lambda c: STATUS_WORDS.get(c["status"], c["status"])),
+    Column("问题", 30, lambda c: "\n".join(problem_sentences(c))),
+    Column("评审", 12, lambda c: _review(c)),
+    Column("版本数", 5, lambda c: len(c.get("versions") or [])),
+    Column("报告题目", 16, _report("title")),
+    Column("报告字数", 7, _report("chars")),
+    Column("最近报送时间", 16, lambda c: _local(c.get("updated_at") or _last_version_time(c))),
 )
 
 SUBMISSION_COLUMNS = (
@@ -80,9 +85,13 @@ SUBMISSION_COLUMNS = (
     Column("县市区", 10, lambda s: s.get("county") or "（未登记）"),
     Column("主题", 36, _field("subject")),
     Column("处理结果", 10, lambda s: "未回复" if s["status"] == "skipped"
+           else ("已转人工（已处理）" if s.get("answered_at") else "已转人工（待处理）")
+           if s["status"] == "needs-person"
            else STATUS_WORDS.get(s["status"], s["status"])),
     Column("未回复原因", 20, lambda s: SKIP_REASONS.get(s.get("reason") or "", s.get("reason") or "")),
-    Column("问题代码", 30, lambda s: "、".join(s.get("problems") or [])),
+    Column("问题代码", 30, lambda s: "\n".join(s.get("problems") or [])),
+    Column("问题说明", 24, lambda s: "\n".join(problem_label(p) for p in s.get("problems") or [])),
+    Column("来信内容", 40, lambda s: s.get("words") or ""),
     Column("附件", 40, lambda s: "\n".join(f.get("name", "") for f in s.get("files") or [])),
 )
 
@@ -107,6 +116,15 @@ def problem_sentences(cand: dict) -> list[str]:
     return [describe(p) if isinstance(p, dict) else describe({"code": p}) for p in latest_problems(cand)]
 
 
+def _review(cand: dict) -> str:
+    """The review mark in the notice's words, with its note: "入围备选名单（初选通过）"."""
+    review = cand.get("review")
+    if not review:
+        return ""
+    word = REVIEW_WORDS.get(review["status"], review["status"])
+    return f"{word}（{review['note']}）" if review.get("note") else word
+
+
 def _last_version_time(cand: dict) -> str:
     versions = cand.get("versions") or []
     return versions[-1].get("received_at", "") if versions else ""
@@ -125,14 +143,25 @@ def _text(value) -> str:
 
 # ------------------------------------------------------------------------ csv
 
+# Columns Excel and WPS would turn into numbers or dates when opening a csv: 0731… loses its
+# zero, 1985-06 becomes Jun-85. Written as ="…" they stay text (see the README).
+_CSV_AS_TEXT = {FIELD_LABELS["phone"], FIELD_LABELS["birth"]}
+
+
 def roster_csv(candidates: list[dict], settings: Settings) -> bytes:
     """One row per candidate, UTF-8 with a BOM so Excel on Windows shows the Chinese."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([c.header for c in CANDIDATE_COLUMNS])
     for cand in in_county_order(candidates, settings):
-        writer.writerow([_text(col.value(cand)) for col in CANDIDATE_COLUMNS])
+        writer.writerow([_csv_cell(col.header, _text(col.value(cand))) for col in CANDIDATE_COLUMNS])
     return out.getvalue().encode("utf-8-sig")
+
+
+def _csv_cell(header: str, text: str) -> str:
+    if header in _CSV_AS_TEXT and text and '"' not in text:
+        return f'="{text}"'
+    return text
 
 
 # ----------------------------------------------------------------------- xlsx
@@ -173,6 +202,44 @@ def _sheet(ws, title: str, columns: tuple[Column, ...], records: list) -> None:
     ws.freeze_panes = "A2"
     if records:
         ws.auto_filter.ref = ws.dimensions
+    _row_heights(ws, columns)
+    _print_setup(ws)
+
+
+def _print_setup(ws) -> None:
+    """Printed as the contact expects: landscape A4, every column on the page's width, the
+    header row repeated on each page."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0      # as many pages down as it takes
+    ws.print_title_rows = "1:1"
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.print_options.gridLines = True
+
+
+_LINE_POINTS = 15      # one line of 11 pt text
+_MAX_ROW_POINTS = 409  # Excel's limit
+
+
+def _row_heights(ws, columns: tuple[Column, ...]) -> None:
+    """Rows tall enough for their wrapped text (Excel and LibreOffice do not grow a row for
+    wrapped text written by a program): lines per cell estimated from the column's width,
+    a CJK character counting two."""
+    widths = [c.width for c in columns]
+    for row in ws.iter_rows(min_row=1):
+        lines = max((_lines(_text(cell.value), width) for cell, width in zip(row, widths)
+                     if cell.value is not None), default=1)
+        ws.row_dimensions[row[0].row].height = min(_MAX_ROW_POINTS, _LINE_POINTS * max(lines, 1) + 3)
+
+
+def _lines(text: str, width: int) -> int:
+    total = 0
+    for paragraph in text.split("\n"):
+        units = sum(2 if ord(ch) > 0x2E80 else 1 for ch in paragraph)
+        total += max(1, -(-units // max(width - 1, 1)))
+    return total
 
 
 # ------------------------------------------------------------ docx review pack

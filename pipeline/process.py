@@ -10,18 +10,20 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-from outbox.compose import ReplyContent, compose_reply
+from outbox.compose import Question, ReplyContent, compose_forward, compose_reply, reply_message_id
 from outbox.bounces import record_bounce
 from outbox.manners import no_reply_reason
-from outbox.queue import enqueue_reply
-from outbox.wording import receipt_number
+from outbox.queue import enqueue, enqueue_reply
+from outbox.wording import deadline_sentence, receipt_number
 from parsers.attachments import Document, read_attachments
 from parsers.auth_results import authentication_failures
 from parsers.email_message import parse_email
 from parsers.limits import EmailBudget
 from parsers.records import Attachment, FormRecord, ParsedEmail, Problem
+from parsers.reply_text import Words, read_words
 from parsers.sniff import sniff
 from pipeline import rules
+from pipeline.rules import NEEDS_PERSON
 from pipeline.season import CountyJudgement, Received, iso, judge_county_email
 from pipeline.settings import Settings
 
@@ -91,7 +93,12 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
         if county is None and not judgement.documents:
             return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
                          "unknown sender without documents")
-        if county is not None and _thanks_for_our_reply(parsed, judgement, store):
+        words = _words_without_documents(parsed, judgement) if county is not None else None
+        if words is not None and words.verdict == "question":
+            # A question, a request, an explanation: a person must read it (SPEC: needs-person).
+            return pass_to_person(store, settings, parsed, submission_id, digest, received_at,
+                                  origin, county, words.text, now)
+        if words is not None and words.verdict == "thanks" and _answers_our_reply(parsed, store):
             # "收到，谢谢" in answer to a receipt: asking that clerk for an attachment would be rude.
             return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
                          "answer to our reply without documents")
@@ -102,18 +109,66 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
         else:
             season = judge_county_email(
                 store, settings, county, Received(submission_id, parsed.subject, received_at),
-                judgement.forms, judgement.reports, judgement.problems, bool(judgement.images))
+                judgement.forms, judgement.reports, judgement.problems, bool(judgement.images),
+                judgement.images)
     return _record_and_reply(store, settings, parsed, submission_id, digest, received_at, origin,
                              county, season, files, now)
 
 
-def _thanks_for_our_reply(parsed: ParsedEmail, judgement: "Judgement", store) -> bool:
-    """An email answering one of our replies, carrying nothing to read and asking nothing."""
+def _words_without_documents(parsed: ParsedEmail, judgement: "Judgement") -> Words | None:
+    """A county email carrying nothing to read (and no 查询 or 撤回 subject): what its writer
+    typed, and whether that is a question, a forgotten attachment or a thank-you. None when
+    the email has documents (or cloud links) for the rules to judge."""
     if judgement.documents or parsed.cloud_links:
-        return False
+        return None
     if rules.is_status_query(parsed.subject) or rules.is_withdrawal(parsed.subject):
-        return False
+        return None
+    return read_words(parsed.text, parsed.html, parsed.subject)
+
+
+def _answers_our_reply(parsed: ParsedEmail, store) -> bool:
     return any(i in store.outbox for i in [parsed.in_reply_to, *parsed.references] if i)
+
+
+def pass_to_person(store, settings: Settings, parsed: ParsedEmail, submission_id: str, digest: str,
+                   received_at: dt.datetime, origin: dict | None, county: str, words: str,
+                   now: dt.datetime) -> dict:
+    """Record the email as needing a person, tell the county whom it was passed to, and, when
+    `[digest] forward_questions` is on, forward it to the contact at once."""
+    submission = _submission(parsed, submission_id, digest, received_at, settings, origin,
+                             county=county, status=NEEDS_PERSON, problems=[],
+                             files=[_store_file(store, a) for a in parsed.attachments])
+    submission.update(words=words, answered_at=None)
+    submission["receipt"] = _receipt(store, settings, county)   # its reply's subject is unique too
+    store.submissions.add(submission)
+    campaign = settings.campaign
+    local = received_at.astimezone(campaign.timezone)
+    content = ReplyContent(
+        to=parsed.from_addr, county=county, status=NEEDS_PERSON, received_at=local,
+        original_subject=parsed.subject, original_message_id=parsed.message_id,
+        references=parsed.references, kind="question", receipt=submission["receipt"],
+        deadline_note=deadline_note(received_at, settings),
+        contact_name=campaign.contact_name, contact_phone=campaign.contact_phone)
+    held = enqueue_reply(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
+                         submission_id, now, settings.smtp, parsed.in_reply_to, parsed.references)
+    if held:
+        store.submissions.update(submission_id, reply="skipped", reason=held)
+        submission.update(reply="skipped", reason=held)
+    if settings.digest.forward_questions:
+        question = Question(submission_id, county, parsed.from_addr, parsed.subject, local, words)
+        forward_id = reply_message_id(submission_id, "forward", settings.smtp.from_address)
+        enqueue(store, compose_forward(question, from_address=settings.smtp.from_address,
+                                       to=settings.digest.to, contact_name=campaign.contact_name,
+                                       message_id=forward_id, now=now),
+                submission_id, "forward", now)
+    log.info("%s from county %s: %s", submission_id, county, NEEDS_PERSON)
+    return submission
+
+
+def deadline_note(moment: dt.datetime, settings: Settings) -> str:
+    """The sentence naming the deadline that applies on `moment`'s date."""
+    return deadline_sentence(rules.deadlines_ahead(moment, settings.campaign),
+                             settings.campaign.report_deadline)
 
 
 def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission_id: str, digest: str,
@@ -147,7 +202,8 @@ def _record_and_reply(store, settings: Settings, parsed: ParsedEmail, submission
         places_used=rules.places_used(candidates), places_max=settings.campaign.candidates_max,
         repeat_of=_received(repeats[0], settings) if repeats else None,
         receipt=submission["receipt"],
-        versions=store.candidates.version_numbers(county, submission_id) if county else {})
+        versions=store.candidates.version_numbers(county, submission_id) if county else {},
+        deadline_note=deadline_note(received_at, settings))
     held = enqueue_reply(store, compose_reply(content, settings.smtp.from_address, submission_id, now),
                          submission_id, now, settings.smtp, parsed.in_reply_to, parsed.references)
     if held:  # recorded and judged, but a reply now could feed a loop or a flood

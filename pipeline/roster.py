@@ -12,7 +12,7 @@ from pipeline.settings import Settings
 CANDIDATE_KEYS = ("county", *FORM_FIELDS, "opinions", "photo", "source", "seals", "seal_file", "status", "problems", "versions", "report",
                   "reports", "withdrawals", "review")
 SUBMISSION_KEYS = ("message_id", "from", "county", "received_at", "subject", "status", "reason",
-                   "problems", "files")
+                   "problems", "files", "words", "answered_at")
 
 
 def export_roster(store) -> dict:

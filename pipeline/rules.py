@@ -110,6 +110,8 @@ ACTIVE_STATUSES = ("accepted", "needs-correction")
 # Words that mark a document as a report rather than a cover letter.
 REPORT_WORDS = ("报告", "总结", "论文", "调研", "研究")
 REVIEW_STATUSES = ("pooled", "shortlisted", "selected", "not-selected")
+# A county's email with words of its own and no document: for the contact to answer.
+NEEDS_PERSON = "needs-person"
 
 _QUERY_SUBJECTS = {"查询", "查询进度"}
 
@@ -125,6 +127,15 @@ def form_is_late(received_at: dt.datetime, campaign: CampaignSettings) -> bool:
 
 def report_is_late(received_at: dt.datetime, campaign: CampaignSettings) -> bool:
     return local_date(received_at, campaign) > campaign.report_deadline
+
+
+def deadlines_ahead(moment: dt.datetime, campaign: CampaignSettings) -> list[tuple[str, dt.date]]:
+    """The deadlines not yet passed on `moment`'s local date, soonest first: ("form", date),
+    ("report", date); empty once both have passed."""
+    day = local_date(moment, campaign)
+    return [(what, deadline) for what, deadline in (("form", campaign.submission_deadline),
+                                                    ("report", campaign.report_deadline))
+            if day <= deadline]
 
 
 def is_status_query(subject: str) -> bool:
@@ -202,3 +213,31 @@ def link_report(subject: str, filename: str, head: str, candidates: list[dict]) 
         if len(found) > 1:
             return None
     return None
+
+
+# ---------------------------------------------------------------- reminders before a deadline
+
+@dataclass
+class Missing:
+    """One thing a county still owes: no form at all, a candidate's open corrections, or a
+    candidate's report."""
+    code: str          # no-form | corrections | no-report
+    name: str = ""
+
+
+def reminder_deadlines(day: dt.date, campaign: CampaignSettings, days_before: tuple[int, ...]) -> list[tuple[str, dt.date]]:
+    """The deadlines ("form", "report") that fall `days_before` days after `day`: those a
+    reminder is due for on `day`. Never one already passed."""
+    return [(what, deadline) for what, deadline in (("form", campaign.submission_deadline),
+                                                    ("report", campaign.report_deadline))
+            if (deadline - day).days in days_before]
+
+
+def missing_for(what: str, candidates: list[dict]) -> list[Missing]:
+    """What a county has not yet sent for the deadline `what` ("form" or "report")."""
+    active = [c for c in candidates if c["status"] in ACTIVE_STATUSES]
+    if what == "form":
+        if not active:
+            return [Missing("no-form")]
+        return [Missing("corrections", c["name"]) for c in active if c["status"] == "needs-correction"]
+    return [Missing("no-report", c["name"]) for c in active if not c.get("report")]

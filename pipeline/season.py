@@ -7,7 +7,6 @@ candidates from the store, applies the decisions and writes the candidates back.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass, field
 
 from outbox.compose import FormOutcome, ReportOutcome
@@ -33,15 +32,20 @@ class Received:
     submission_id: str
     subject: str
     at: dt.datetime
+    scans: list[dict] = field(default_factory=list)   # {file, sha256} of the scans beside the forms
 
 
 def judge_county_email(store, settings: Settings, county: str, email: Received,
                        forms: list[tuple[Document, FormRecord]], reports: list[Document],
-                       problems: list[Problem], photo_in_email: bool) -> CountyJudgement:
+                       problems: list[Problem], photo_in_email: bool,
+                       scans: list[Document] = ()) -> CountyJudgement:
+    """`scans`: the images and image-only PDFs that came with the forms (the stamped paper
+    form, a photo); kept beside each form's version for the originals export."""
     if rules.is_status_query(email.subject) and not forms and not reports:
         return CountyJudgement("query", "accepted")
     if rules.is_withdrawal(email.subject):
         return _withdraw(store, settings, county, email)
+    email.scans = [{"file": d.file, "sha256": store.files.put(d.data)} for d in scans] if forms else []
     form_outcomes = [_form(store, settings, county, email, doc, form, decision, photo_in_email)
                      for (doc, form), decision in _decisions(store, settings, county, email, forms)]
     report_outcomes = [_report(store, settings, county, email, doc) for doc in reports]
@@ -95,7 +99,8 @@ def _record_version(store, county: str, outcome: FormOutcome, status: str, doc: 
         "message_id": email.submission_id,
         "received_at": iso(email.at, settings),
         "file": doc.file,
-        "sha256": hashlib.sha256(doc.data).hexdigest(),
+        "sha256": store.files.put(doc.data),   # the form as received, even from inside an archive
+        "scans": email.scans,
         "status": status,
         "problems": outcome.problems,
         "fields": outcome.fields,
@@ -130,7 +135,7 @@ def _report(store, settings: Settings, county: str, email: Received, doc: Docume
         return ReportOutcome(doc.file, "", "needs-correction", [problem.to_dict()], report.title, report.chars)
     candidate = store.candidates.get(county, name)
     entry = {"title": report.title, "chars": report.chars, "file": doc.file,
-             "sha256": hashlib.sha256(doc.data).hexdigest(), "message_id": email.submission_id,
+             "sha256": store.files.put(doc.data), "message_id": email.submission_id,
              "received_at": iso(email.at, settings)}
     earlier = candidate.get("reports") or ([candidate["report"]] if candidate.get("report") else [])
     store.candidates.put({**candidate, "report": entry, "reports": [*earlier, entry]})

@@ -86,12 +86,26 @@ class CampaignSettings:
     min_age: int = 18
     max_age: int = 65
     require_seals: bool = False    # a form without seals in both required boxes goes back to the county
+    contact_name: str = "罗树刚"          # the notice's contact: named in every reply
+    contact_phone: str = "28681892"
+    ends: dt.date | None = None           # after it the worker sends no digest; None: report_deadline + 30 days
+
+    @property
+    def end_date(self) -> dt.date:
+        return self.ends or self.report_deadline + dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
 class DigestSettings:
     to: tuple[str, ...]
     at: dt.time
+    forward_questions: bool = False   # a county's question goes to `to` at once, not only in the digest
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    days_before: tuple[int, ...] = ()   # () = no reminders (the default)
+    at: dt.time = dt.time(8, 30)
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,7 @@ class Settings:
     campaign: CampaignSettings
     digest: DigestSettings
     counties: tuple[County, ...] = field(default_factory=tuple)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     def county_of(self, address: str) -> str | None:
         """The county that registered this sender address, compared case-insensitively."""
@@ -204,8 +219,8 @@ class _Section:
 
 
 _KIND_NAMES = {str: "a string", int: "a whole number", float: "a number", list: "a list",
-               dict: "a table"}
-SECTIONS = ("mailbox", "smtp", "store", "campaign", "digest", "counties")
+               dict: "a table", dt.date: "a date (YYYY-MM-DD)", bool: "true or false"}
+SECTIONS = ("mailbox", "smtp", "store", "campaign", "digest", "reminders", "counties")
 
 
 def _suggestion(name: str, known) -> str:
@@ -257,6 +272,7 @@ def load_settings(path: str | os.PathLike) -> Settings:
         campaign=section("campaign", _campaign),
         digest=section("digest", _digest, DigestSettings),
         counties=_counties(data.get("counties"), source, base),
+        reminders=section("reminders", _reminders) if "reminders" in data else ReminderSettings(),
     )
 
 
@@ -324,21 +340,39 @@ def _campaign(s: _Section) -> CampaignSettings:
         tz = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
         raise s._fail("timezone", f"is not a known time zone: {tz_name!r}") from None
-    return CampaignSettings(
+    campaign = CampaignSettings(
         submission_deadline=s.get("submission_deadline", dt.date),
         report_deadline=s.get("report_deadline", dt.date),
         candidates_min=quota[0], candidates_max=quota[1],
         deeds_max_chars=s.get("deeds_max_chars", int, 600), timezone=tz,
-        require_seals=s.get("require_seals", bool, False))
+        require_seals=s.get("require_seals", bool, False),
+        contact_name=s.get("contact_name", str, "罗树刚").strip(),
+        contact_phone=s.get("contact_phone", str, "28681892").strip(),
+        ends=s.get("ends", dt.date, None))
+    if campaign.end_date < campaign.report_deadline:
+        raise s._fail("ends", "must not be before report_deadline")
+    return campaign
+
+
+def _time_of_day(s: _Section, key: str, default: str) -> dt.time:
+    at = s.get(key, str, default)
+    try:
+        return dt.time.fromisoformat(at)
+    except ValueError:
+        raise s._fail(key, f"must be a time of day like \"08:30\", not {at!r}") from None
 
 
 def _digest(s: _Section) -> DigestSettings:
-    at = s.get("at", str, "08:30")
-    try:
-        at_time = dt.time.fromisoformat(at)
-    except ValueError:
-        raise s._fail("at", f"must be a time of day like \"08:30\", not {at!r}") from None
-    return DigestSettings(to=s.addresses("to"), at=at_time)
+    return DigestSettings(to=s.addresses("to"), at=_time_of_day(s, "at", "08:30"),
+                          forward_questions=s.get("forward_questions", bool, False))
+
+
+def _reminders(s: _Section) -> ReminderSettings:
+    days = s.get("days_before", list, [])
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 60 for d in days):
+        raise s._fail("days_before", "must be a list of whole days between 0 and 60, e.g. [7, 3, 1]")
+    return ReminderSettings(days_before=tuple(sorted(set(days), reverse=True)),
+                            at=_time_of_day(s, "at", "08:30"))
 
 
 def _counties(raw, source: Path, base: Path) -> tuple[County, ...]:

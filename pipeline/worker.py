@@ -21,6 +21,7 @@ from pipeline.commands import Context, serve_queue
 from pipeline.digest import due_digest, send_digest
 from pipeline.errors import MailboxError
 from pipeline.poll import PassReport, run_pass, utc_now
+from pipeline.reminders import reminders_due, send_reminders
 from pipeline.settings import Settings
 from pipeline.sources import source_for
 from store.command_queue import CommandQueue
@@ -93,6 +94,7 @@ def run_worker(settings: Settings, store, stop: threading.Event, clock=utc_now) 
 
 def _run(settings: Settings, store, stop: threading.Event, clock) -> None:
     mailbox, smtp = Outage("the mailbox"), Outage("the SMTP server")
+    said: set[str] = set()   # notices logged once per run
     backoff = Backoff()
     queue = CommandQueue(store.path)
     for request in queue.interrupted():
@@ -104,7 +106,7 @@ def _run(settings: Settings, store, stop: threading.Event, clock) -> None:
             with source_for(settings.mailbox) as source:
                 mailbox.up(clock())
                 backoff.reset()
-                _serve(settings, store, stop, clock, source, smtp, queue)
+                _serve(settings, store, stop, clock, source, smtp, queue, said)
         except MailboxError as exc:
             mailbox.down(str(exc), clock())
             # Commands need no mailbox (reprocess tries its own and reports the outage).
@@ -114,7 +116,7 @@ def _run(settings: Settings, store, stop: threading.Event, clock) -> None:
 
 
 def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp: Outage,
-           queue: CommandQueue) -> None:
+           queue: CommandQueue, said: set[str]) -> None:
     wake = WakeOnCommand(stop, queue)
     while not stop.is_set():
         # First what the operator asked for: what it changed (replies re-queued) goes out below.
@@ -126,13 +128,29 @@ def _serve(settings: Settings, store, stop: threading.Event, clock, source, smtp
             smtp.down(report.delivery.error, clock(), report.delivery.fatal)
         elif report.delivery.sent:
             smtp.up(clock())
-        _send_digest_if_due(settings, store, clock(), source)
+        _send_reminders_if_due(settings, store, clock(), source)
+        _send_digest_if_due(settings, store, clock(), source, said)
         if not wake.is_set():
             source.wait_for_mail(_seconds_to_wait(settings, report, clock()), wake)
 
 
-def _send_digest_if_due(settings: Settings, store, now: dt.datetime, source) -> None:
+def _send_reminders_if_due(settings: Settings, store, now: dt.datetime, source) -> None:
+    """Before the digest, so the digest lists the reminders sent that day."""
+    day = reminders_due(settings, now)
+    if day is not None:
+        run = send_reminders(settings, store, day, now, on_sent=source.append_sent)
+        if run.queued:
+            log.info("%d reminder(s) for %s queued", run.queued, day)
+
+
+def _send_digest_if_due(settings: Settings, store, now: dt.datetime, source, said: set[str]) -> None:
     date = due_digest(settings, store, now)
+    if date is not None and date > settings.campaign.end_date:
+        if "campaign over" not in said:   # said once, not once a pass
+            said.add("campaign over")
+            log.warning("the campaign ended on %s ([campaign] ends): no more daily digests",
+                        settings.campaign.end_date)
+        return
     if date is not None:
         # Through the mailbox session too: what goes out with the digest is copied to Sent.
         outcome = send_digest(settings, store, date, now, on_sent=source.append_sent)

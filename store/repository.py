@@ -90,6 +90,7 @@ class Store:
         self.outbox = Outbox(self.db.table("outbox"), self._changed, self.files)
         self.digests = Digests(self.db.table("digests"), self._changed)
         self.failures = Failures(self.db.table("failures"), self._changed)
+        self.reminders = Reminders(self.db.table("reminders"), self._changed)
         self.counters = Counters(self.db.table("counters"), self._changed)
         self.pauses = ServerPauses(self.db.table("server_pauses"), self._changed)
         self._lock_fh = None
@@ -100,7 +101,7 @@ class Store:
 
     def _repositories(self):
         return (self.submissions, self.candidates, self.ledger, self.outbox, self.digests, self.failures,
-                self.counters, self.pauses)
+                self.counters, self.pauses, self.reminders)
 
     def _changed(self, table: str, doc_ids) -> None:
         self._changes += [(table, str(i)) for i in doc_ids]
@@ -638,6 +639,24 @@ class Digests(_Repository):
         measured from."""
         earlier = [d for d in self.table.all() if d["date"] < date]
         return _plain(max(earlier, key=lambda d: d["date"])) if earlier else None
+
+
+class Reminders(_Repository):
+    """The reminder ledger: one document per (county, date), so a county is reminded once a
+    date, even across restarts."""
+
+    def get(self, county: str, date: str) -> dict | None:
+        q = Query()
+        doc = self.table.get((q.county == county) & (q.date == date))
+        return _plain(doc) if doc else None
+
+    def record(self, reminder: dict) -> None:
+        """Note the reminder queued (county, date, message_id, missing, deadline, sent_at)."""
+        q = Query()
+        self._upsert(reminder, (q.county == reminder["county"]) & (q.date == reminder["date"]))
+
+    def on(self, date: str) -> list[dict]:
+        return [_plain(d) for d in self.table.search(Query().date == date)]
 
 
 class Counters(_Keyed):

@@ -167,7 +167,8 @@ def test_every_reply_once_and_once_in_sent_on_a_server_like_163(mail163):
     digest_at = (now + dt.timedelta(seconds=12)).strftime("%H:%M:%S")
     config, env = mail163.config(
         batch_size=15, retry_base_seconds=1, retry_max_seconds=3, spam_retry_seconds=2,
-        per_sender_hourly_cap=1000, replace={'at = "08:30"': f'at = "{digest_at}"'})
+        per_sender_hourly_cap=1000, replace={'at = "08:30"': f'at = "{digest_at}"',
+                                             "# ends = 2022-10-30": "ends = 2099-12-31"})   # still running
     first, second = county_mail()
     for _, raw in first:
         mail163.append(raw)

@@ -21,7 +21,7 @@ TZ = dt.timezone(dt.timedelta(hours=8))
 JULY_20 = dt.datetime(2022, 7, 20, 10, 0, tzinfo=TZ)
 HEADERS = ["县市区", "姓名", "性别", "出生年月", "民族", "籍贯", "政治面貌", "工作单位及职务", "家庭地址",
            "联系电话", "所获荣誉情况", "主要事迹", "推荐单位意见", "纪检监察部门意见", "成员单位意见",
-           "审批意见", "照片", "盖章件", "状态", "问题", "版本数", "报告题目", "报告字数", "最近报送时间"]
+           "审批意见", "照片", "盖章件", "状态", "问题", "评审", "版本数", "报告题目", "报告字数", "最近报送时间"]
 
 
 def form_email(sender: str, *forms: dict) -> bytes:
@@ -88,7 +88,7 @@ def test_the_xlsx_has_a_frozen_header_and_a_sheet_of_every_email(config):
     sheet = wb["推荐人选"]
     assert [c.value for c in sheet[1]] == HEADERS
     assert sheet.freeze_panes == "A2"
-    assert sheet.column_dimensions["L"].width == 60                 # 主要事迹
+    assert sheet.column_dimensions["L"].width == 40                 # 主要事迹, wrapped
     assert sheet["L2"].alignment.wrap_text
     assert [sheet.cell(row, 2).value for row in range(2, sheet.max_row + 1)] == ["张三", "李四", "王五", "赵六"]
     letters = [sheet.cell(row=1, column=i).value for i in range(1, sheet.max_column + 1)]

@@ -70,7 +70,7 @@ def worker_mail(tmp_path, dovecot, imap_account, smtp_server):
     env = {"INTAKE_IMAP_PASSWORD": password, "INTAKE_SMTP_PASSWORD": SMTP_PASSWORD}
     workers = []
 
-    def make(poll_seconds: int = 1, digest_at: str = "23:59:59"):
+    def make(poll_seconds: int = 1, digest_at: str = "23:59:59", replace: dict | None = None):
         config = write_config(
             tmp_path,
             mailbox={"transport": "imap", "host": dovecot.host, "port": dovecot.tls_port, "security": "ssl",
@@ -80,7 +80,7 @@ def worker_mail(tmp_path, dovecot, imap_account, smtp_server):
                   "username": SMTP_USER, "password_env": "INTAKE_SMTP_PASSWORD", "from_address": MAILBOX,
                   "timeout": 5, "retry_base_seconds": 1, "retry_max_seconds": 2,
                   "per_sender_hourly_cap": 1000},
-            replace={'at = "08:30"': f'at = "{digest_at}"'})
+            replace={'at = "08:30"': f'at = "{digest_at}"', **(replace or {})})
         worker = Worker(config, {**os.environ, **env})
         workers.append(worker)
 
@@ -182,7 +182,8 @@ def test_the_digest_goes_out_once_while_running_and_across_a_restart(worker_mail
     local = dt.datetime.now(SHANGHAI)
     if local.hour == 23 and local.minute >= 59:    # a new day would owe a digest of its own
         time.sleep(61)
-    worker, append = worker_mail(poll_seconds=1, digest_at="00:00")
+    worker, append = worker_mail(poll_seconds=1, digest_at="00:00",
+                                 replace={"# ends = 2022-10-30": "ends = 2099-12-31"})
     worker.start()
 
     def digests():
@@ -207,6 +208,49 @@ def test_the_digest_goes_out_once_while_running_and_across_a_restart(worker_mail
     assert digest.message["X-Intake-Digest"] == today
     assert digest.rcpt_tos == ["contact@example.cn"]
     assert len(worker.lines(f"digest for {today} queued")) == 1
+
+
+def test_after_the_campaign_ends_the_worker_sends_no_digest_and_says_so_once(worker_mail, smtp_server):
+    worker, append = worker_mail(poll_seconds=1, digest_at="00:00")   # ends: 2022-10-30, long past
+    worker.start()
+    worker.wait_for_log("the campaign ended on 2022-10-30")
+    append(*COUNTIES[0], "<late-in-the-year@example.cn>")    # passes go on, replies too
+    wait_for_replies(smtp_server, 1)
+    time.sleep(2)
+    assert worker.stop() == 0, worker.log()
+    assert len(worker.lines("the campaign ended")) == 1
+    assert not [m for m in smtp_server.messages if m.message["X-Intake-Digest"]]
+
+
+def test_the_worker_reminds_incomplete_counties_once_a_day_even_across_a_restart(worker_mail, smtp_server):
+    today = dt.datetime.now(SHANGHAI).date()
+    if dt.datetime.now(SHANGHAI).time() >= dt.time(23, 59):
+        time.sleep(61)
+        today = dt.datetime.now(SHANGHAI).date()
+    worker, append = worker_mail(poll_seconds=1, digest_at="00:00", replace={
+        "submission_deadline = 2022-07-31": f"submission_deadline = {today + dt.timedelta(days=3)}",
+        "report_deadline = 2022-09-30": f"report_deadline = {today + dt.timedelta(days=60)}",
+        "days_before = []": "days_before = [7, 3]"})
+    worker.start()
+
+    def reminders():
+        return [m for m in smtp_server.messages if m.message["X-Intake-Reminder"]]
+
+    deadline = time.monotonic() + 30
+    while len(reminders()) < 9 or not [m for m in smtp_server.messages if m.message["X-Intake-Digest"]]:
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.1)
+    assert worker.stop() == 0, worker.log()
+    worker.start()
+    append(*COUNTIES[0], "<after-restart@example.cn>")   # a pass after the restart: it owes no reminder
+    wait_for_replies(smtp_server, 9 + 1)                  # the reminders, then the form's receipt
+    time.sleep(2)
+    assert worker.stop() == 0, worker.log()
+    assert sorted(m.rcpt_tos[0] for m in reminders()) == sorted(sender for sender, _ in COUNTIES)
+    assert "（还有3天）" in reminders()[0].message.get_body(("plain",)).get_content()
+    [digest] = [m for m in smtp_server.messages if m.message["X-Intake-Digest"]]
+    listed = digest.message.get_body(("plain",)).get_content().split("八、今日发出的截止前提醒")[1]
+    assert all(county in listed for county in ("荷塘区", "炎陵县"))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -256,7 +300,7 @@ def test_commands_that_write_are_done_by_the_running_worker(worker_mail, smtp_se
     marked = intake(worker.config, "mark", "张三", "--county", "荷塘区", "--status", "shortlisted",
                     "--note", "初选通过", env=worker.env, timeout=90)
     assert marked.returncode == 0, marked.stderr
-    assert marked.stdout == "荷塘区 张三: shortlisted\n"
+    assert marked.stdout == "荷塘区 张三: 入围备选名单 (shortlisted)\n"
     assert f"done by the running worker (pid {worker.proc.pid})" in marked.stderr
     [candidate] = exported(worker.config, env=worker.env)["candidates"]
     assert candidate["review"]["status"] == "shortlisted" and candidate["review"]["note"] == "初选通过"

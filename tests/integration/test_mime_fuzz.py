@@ -79,6 +79,6 @@ def test_generated_mail_is_always_recorded(raws):
             if submission is not None:
                 # held: a From naming no single sender ("0; <hetang@…>") waits for an operator
                 assert submission["status"] in ("accepted", "needs-correction", "rejected", "skipped",
-                                                "withdrawn", "held")
+                                                "withdrawn", "held", "needs-person")
                 assert store.submissions.get(submission["message_id"]) is not None
         assert len(store.submissions.all()) >= 1
