@@ -42,6 +42,9 @@ OCR_MEMORY = 2 << 30
 OCR_CPU_SECONDS = 120
 OCR_WALL_SECONDS = 240
 
+# A label's printed note half read: "主要事迹（600字以□□" — the recogniser unsure of "内）". It is
+# the form's own print, not the clerk's value, so it is dropped instead of poisoning the field.
+_NOTE_REMNANT = re.compile("^\\s*[（(][\\d０-９" + UNREAD + "]*字?以?[内" + UNREAD + "]*[）)]?\\s*$")
 _DATE_REMNANT = re.compile(r"(?<![\d〇零一二三四五六七八九十])\s*年?\s*月\s*日\s*$")
 
 TOO_BIG = "图片尺寸过大，无法处理"
@@ -70,7 +73,8 @@ def read_scan_pages(data: bytes, kind: str) -> list[ScanPage]:
 def form_from_pages(pages: list[ScanPage]) -> ScanForm:
     """The form on these pages (page 2 of the form continues page 1). Raises NotAForm."""
     # The same label logic as .docx and PDF: the cells in reading order, page 2 continuing page 1.
-    blocks = [Block(text, in_table=True) for page in pages for row in page.rows for text in row]
+    blocks = [Block(_without_note_remnant(text), in_table=True)
+              for page in pages for row in page.rows for text in row]
     record = forms_from_blocks(blocks)[0][0]
     found = set().union(*(page.seals for page in pages))
     record.seals = {key: key in found for key in OPINION_KEYS}
@@ -89,6 +93,14 @@ def form_from_pages(pages: list[ScanPage]) -> ScanForm:
             unread.append(key)
         record.opinions[key] = cleaned
     return ScanForm(record, record.seals, unread)
+
+
+def _without_note_remnant(text: str) -> str:
+    """A label cell whose printed note was half read keeps the label alone."""
+    label = match_label(text)
+    if label is None or UNREAD not in label[1] or not _NOTE_REMNANT.match(label[1]):
+        return text
+    return text[:len(text) - len(label[1])]
 
 
 def starts_form(page: ScanPage) -> bool:

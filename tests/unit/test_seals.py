@@ -64,6 +64,18 @@ def test_a_value_read_without_confidence_is_never_kept_in_part():
     assert form.seals == {"recommender": True, "discipline": False, "member_unit": False, "approval": False}
 
 
+def test_deeds_continued_on_page_2_are_whole_though_the_printed_note_was_half_read():
+    # Page 2 opens with the label again; its printed "（600字以内）" read with "内）" unsure is the
+    # form's own print: it must neither join the deeds nor make them count as half read.
+    rows = [["姓名", "张三", "性别", "男", "出生年月", "1985.06"],
+            ["主要事迹（600字以内）", "主持建设政务云平台。"]]
+    page_2 = [["主要事迹（600字以" + UNREAD * 2, "带领团队上线健康码核验系统。"],
+              ["推荐单位意见", "同意推荐。（盖章）"]]
+    form = form_from_pages([ScanPage(rows), ScanPage(page_2)])
+    assert "deeds" not in form.unread
+    assert form.record.deeds == "主持建设政务云平台。\n带领团队上线健康码核验系统。"
+
+
 def test_without_the_ocr_extra_a_scan_is_evidence_only_as_before(monkeypatch):
     from parsers import attachments, ocr as ocr_module
     from parsers.records import Attachment
