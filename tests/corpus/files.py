@@ -62,11 +62,6 @@ def scan_png() -> bytes:
     return build.pdftoppm(converted("pdf")["张三"], "png")
 
 
-@functools.cache
-def scan_jpg() -> bytes:
-    return build.pdftoppm(converted("pdf")["张三"], "jpg")
-
-
 # ---- the form however a county fills it ------------------------------------------------------
 
 _DEEDS_SOURCE = (
