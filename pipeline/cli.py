@@ -202,10 +202,10 @@ def print_county_table(store, settings: Settings, console: Console | None = None
     """The digest's figures as of now (pipeline.digest.build_figures), as a terminal table."""
     import datetime as dt
 
-    from pipeline.digest import build_figures, local_today
+    from pipeline.digest import status_figures
 
     now = dt.datetime.now(dt.timezone.utc)   # not pipeline.poll's: that imports every parser
-    figures = build_figures(store, settings, local_today(settings, now), now)
+    figures = status_figures(store, settings, now)
     table = Table(title="信息技术能手推荐 · 各县市区报送情况")
     for header in ("县市区", "已受理", "需补正", "已撤回", "名额", "盖章件", "报告", "最近报送"):
         table.add_column(header)

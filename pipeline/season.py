@@ -93,8 +93,9 @@ def _over_quota(store, settings, county, email, doc, form, fields) -> FormOutcom
 
 def _record_version(store, county: str, outcome: FormOutcome, status: str, doc: Document,
                     form: FormRecord, email: Received, settings: Settings) -> None:
-    """The form becomes the candidate's current version; earlier versions are kept."""
-    earlier = store.candidates.get(county, form.name) or {}
+    """The form becomes the candidate's current version; earlier versions are kept (added to,
+    not read: a county resending a form costs the same at its 2nd version as at its 200th)."""
+    earlier = store.candidates.get(county, form.name, history=False) or {}
     version = {
         "message_id": email.submission_id,
         "received_at": iso(email.at, settings),
@@ -117,11 +118,10 @@ def _record_version(store, county: str, outcome: FormOutcome, status: str, doc: 
         "county": county,
         "status": status,
         "problems": [p["code"] for p in outcome.problems],
-        "versions": [*earlier.get("versions", []), version],
         "report": earlier.get("report"),
         "photo_file": photo_sha,
         "updated_at": version["received_at"],
-    })
+    }, new_version=version)
 
 
 def _report(store, settings: Settings, county: str, email: Received, doc: Document) -> ReportOutcome:

@@ -17,7 +17,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 from tinydb import Query, TinyDB
-from tinydb.table import Table
+from tinydb.table import Document, Table
 
 from store.storage import JournaledStorage, StoreError
 
@@ -83,11 +83,14 @@ class Store:
         except PermissionError as exc:
             raise _not_ours(self.path, exc) from None
         self.files = FileStore(Path(files_dir))
-        self.submissions = Submissions(self.db.table("submissions"), self._changed)
+        self.meta = Meta(self.db.table("meta"), self._changed)
+        self.submissions = Submissions(self.db.table("submissions"), self._changed,
+                                       self.db.table("submission_briefs"))
         self.candidates = Candidates(self.db.table("candidates"), self._changed,
-                                     self.db.table("candidate_versions"))
+                                     self.db.table("candidate_versions"), self.db.table("candidate_ends"))
         self.ledger = Ledger(self.db.table("ledger"), self._changed)
-        self.outbox = Outbox(self.db.table("outbox"), self._changed, self.files)
+        self.outbox = Outbox(self.db.table("outbox"), self._changed, self.files,
+                             self.db.table("outbox_unsettled"))
         self.digests = Digests(self.db.table("digests"), self._changed)
         self.failures = Failures(self.db.table("failures"), self._changed)
         self.reminders = Reminders(self.db.table("reminders"), self._changed)
@@ -101,7 +104,28 @@ class Store:
 
     def _repositories(self):
         return (self.submissions, self.candidates, self.ledger, self.outbox, self.digests, self.failures,
-                self.counters, self.pauses, self.reminders)
+                self.counters, self.pauses, self.reminders, self.meta)
+
+    @property
+    def mirrored(self) -> bool:
+        """Whether the small tables a read-only command reads instead of the large ones
+        (submission_briefs, outbox_unsettled, candidate_ends) are there and kept. A store written
+        by an older intake gets them when a writer next opens it (`lock`); until then readers
+        read the large tables."""
+        doc = self.meta.get("mirrors")
+        return bool(doc) and doc.get("version") == MIRRORS_VERSION
+
+    def _build_mirrors(self) -> None:
+        """Write the mirror tables from the large ones, once, in one commit (see `mirrored`)."""
+        if self.mirrored:
+            return
+        self._changes = []
+        self.submissions.mirror_all()
+        self.outbox.mirror_all()
+        self.candidates.mirror_all()
+        self.meta.put("mirrors", version=MIRRORS_VERSION)
+        changes, self._changes = list(dict.fromkeys(self._changes)), []
+        self._storage.commit(changes)
 
     def _changed(self, table: str, doc_ids) -> None:
         self._changes += [(table, str(i)) for i in doc_ids]
@@ -161,6 +185,7 @@ class Store:
         self._storage.rollback()
         self._forget_caches()
         self._storage.repair()
+        self._build_mirrors()
 
     def lock_holder(self) -> dict:
         """What the lock's holder wrote in it: {"pid": ..., "role": ...}; {} if nothing yet."""
@@ -270,6 +295,52 @@ def _raw(table) -> dict:
     return table._read_table()
 
 
+MIRRORS_VERSION = 1
+
+
+class _Mirror:
+    """A small table kept beside a large one, document for document under the same doc ids,
+    holding only what read-only commands (`intake status`) need, so they need not load the large
+    one. `shape(doc)` gives the mirror's document, or None for a document not mirrored. Every
+    write of the large table's repository writes its mirror in the same commit."""
+
+    def __init__(self, table, changed, shape):
+        self.table = table
+        self._changed = changed
+        self.shape = shape
+
+    def put(self, doc_id: int, doc: dict) -> None:
+        mirror, raw = self.shape(doc), _raw(self.table)
+        if mirror is None:
+            self.remove(doc_id)
+        elif str(doc_id) not in raw:
+            self._changed(self.table.name, [self.table.insert(Document(_copy(mirror), doc_id=doc_id))])
+        elif raw[str(doc_id)] != mirror:
+            def replace(stored):
+                stored.clear()
+                stored.update(_copy(mirror))
+            self._changed(self.table.name, self.table.update(replace, doc_ids=[doc_id]))
+
+    def remove(self, doc_id: int | None) -> None:
+        if doc_id is not None and str(doc_id) in _raw(self.table):
+            self._changed(self.table.name, self.table.remove(doc_ids=[doc_id]))
+
+    def docs(self) -> list[dict]:
+        """The mirrored documents in the large table's order, detached."""
+        raw = _raw(self.table)
+        return [_plain(raw[k]) for k in sorted(raw, key=int)]
+
+    def rebuild(self, large: dict) -> None:
+        """Mirror every document of `large` ({str doc id: doc}) and drop the rest."""
+        for doc_id in [k for k in _raw(self.table) if k not in large]:
+            self.remove(int(doc_id))
+        for doc_id, doc in large.items():
+            self.put(int(doc_id), doc)
+
+    def forget(self) -> None:
+        self.table.clear_cache()
+
+
 class _Repository:
     def __init__(self, table, changed):
         self.table = table
@@ -350,10 +421,52 @@ class _Keyed(_Repository):
         self._changed(self.table.name, self.table.update(fields, doc_ids=doc_ids))
 
 
+BRIEF_KEYS = ("message_id", "county", "from", "received_at", "status", "subject", "reason", "problems",
+              "answered_at")
+
+
+def _submission_brief(doc: dict) -> dict:
+    return {k: doc[k] for k in BRIEF_KEYS if k in doc}
+
+
 class Submissions(_Keyed):
-    """One document per email read, keyed by its Message-ID."""
+    """One document per email read, keyed by its Message-ID. Each has a brief in the
+    submission_briefs table (BRIEF_KEYS: who, when, what became of it), which is what
+    `intake status` reads: a third of the size, without the files, origins and words."""
 
     key = "message_id"
+
+    def __init__(self, table, changed, briefs):
+        super().__init__(table, changed)
+        self.briefs = _Mirror(briefs, changed, _submission_brief)
+
+    def forget(self) -> None:
+        super().forget()
+        self.briefs.forget()
+
+    def add(self, doc: dict) -> None:
+        if doc[self.key] not in self.ids:
+            super().add(doc)
+            self.briefs.put(self.ids[doc[self.key]], doc)
+
+    def update(self, key: str, **fields) -> None:
+        super().update(key, **fields)
+        doc_id = self.ids.get(key)
+        if doc_id is not None:
+            self.briefs.put(doc_id, _raw(self.table)[str(doc_id)])
+
+    def remove(self, key: str) -> None:
+        doc_id = self.ids.get(key)
+        super().remove(key)
+        self.briefs.remove(doc_id)
+
+    def all_briefs(self) -> list[dict]:
+        """Every submission's brief (BRIEF_KEYS), in the order they were recorded (read from
+        the submission_briefs table: see Store.mirrored)."""
+        return self.briefs.docs()
+
+    def mirror_all(self) -> None:
+        self.briefs.rebuild(_raw(self.table))
 
 
 class Candidates(_Repository):
@@ -363,15 +476,19 @@ class Candidates(_Repository):
     not (unless history=True), so its cost stays the same however often a county resends a form. A county's candidates
     are found through an index (county → name → doc id), not a scan."""
 
-    def __init__(self, table, changed, history):
+    def __init__(self, table, changed, history, ends):
         super().__init__(table, changed)
         self.history = history
+        # candidate doc id → {"count", "first", "last"}: its first and latest version, all that
+        # `intake status` needs of a history (the order of arrival, what is open).
+        self.ends = _Mirror(ends, changed, lambda doc: doc)
         self._by_county: dict[str, dict[str, int]] | None = None
         self._versions: dict[tuple[str, str], list[int]] | None = None
 
     def forget(self) -> None:
         super().forget()
         self.history.clear_cache()
+        self.ends.forget()
         self._by_county = None
         self._versions = None
 
@@ -393,9 +510,14 @@ class Candidates(_Repository):
             self._versions = {key: [i for _, i in sorted(pairs)] for key, pairs in found.items()}
         return self._versions
 
-    def get(self, county: str, name: str) -> dict | None:
+    def get(self, county: str, name: str, history: bool = True) -> dict | None:
+        """The candidate as it now stands, with its "versions" unless `history` is False."""
         doc_id = self.by_county.get(county, {}).get(name)
-        return self._with_history(doc_id) if doc_id is not None else None
+        if doc_id is None:
+            return None
+        if history:
+            return self._with_history(doc_id)
+        return {k: _copy(v) for k, v in _raw(self.table)[str(doc_id)].items() if k != "versions"}
 
     def current(self, county: str, history: bool = False) -> list[dict]:
         """The county's candidates as they now stand; with `history`, with their "versions"."""
@@ -422,14 +544,35 @@ class Candidates(_Repository):
     def all(self) -> list[dict]:
         return [self._with_history(i) for i in sorted(int(i) for i in _raw(self.table))]
 
-    def put(self, candidate: dict) -> None:
-        """Store the candidate as given; its "versions", when present, become its history."""
+    def all_with_ends(self) -> list[dict]:
+        """Every candidate as it now stands, its "versions" holding only the first and the
+        latest version (one when there is one), and "version_count": what `intake status`
+        needs, without reading the histories."""
+        raw, ends = _raw(self.table), _raw(self.ends.table)
+        out = []
+        for doc_id in sorted(raw, key=int):
+            doc = {k: _copy(v) for k, v in raw[doc_id].items() if k != "versions"}
+            end = ends.get(doc_id)
+            if end:
+                doc["versions"] = [_copy(end["first"])] + ([_copy(end["last"])] if end["count"] > 1 else [])
+            doc["version_count"] = end["count"] if end else 0
+            out.append(doc)
+        return out
+
+    def put(self, candidate: dict, new_version: dict | None = None) -> None:
+        """Store the candidate as given; its "versions", when present, become its history.
+        `new_version`: one version to add after the stored ones (the candidate given without
+        "versions"), without reading or rewriting the rest of the history."""
         county, name = candidate["county"], candidate["name"]
         versions = candidate.get("versions")
         current = {k: v for k, v in candidate.items() if k != "versions"}
         doc_id = self.by_county.get(county, {}).get(name)
+        if new_version is not None and doc_id is not None and (county, name) not in self.version_ids:
+            legacy = _raw(self.table)[str(doc_id)].get("versions")
+            if legacy:   # an older store's versions inside the document become its history
+                versions, new_version = [*legacy, new_version], None
         if doc_id is None:
-            self.by_county.setdefault(county, {})[name] = self._insert(current)
+            doc_id = self.by_county.setdefault(county, {})[name] = self._insert(current)
         else:
             def replace(doc):   # an older store kept the versions inside the document
                 if versions is not None:
@@ -438,6 +581,28 @@ class Candidates(_Repository):
             self._changed(self.table.name, self.table.update(replace, doc_ids=[doc_id]))
         if versions is not None:
             self._put_history(county, name, versions)
+            self._put_ends(doc_id, versions[0] if versions else None, versions[-1] if versions else None,
+                           len(versions))
+        if new_version is not None:
+            count = self._append_history(county, name, new_version)
+            first = _raw(self.ends.table).get(str(doc_id), {}).get("first") if count > 1 else new_version
+            self._put_ends(doc_id, first, new_version, count)
+
+    def _put_ends(self, doc_id: int, first: dict | None, last: dict | None, count: int) -> None:
+        if count and first is None:   # a store whose ends were never written: read the history
+            first = self._with_history(doc_id)["versions"][0]
+        if count:
+            self.ends.put(doc_id, {"count": count, "first": first, "last": last})
+        else:
+            self.ends.remove(doc_id)
+
+    def mirror_all(self) -> None:
+        ends = {}
+        for doc_id in _raw(self.table):
+            versions = self._with_history(int(doc_id)).get("versions") or []
+            if versions:
+                ends[doc_id] = {"count": len(versions), "first": versions[0], "last": versions[-1]}
+        self.ends.rebuild(ends)
 
     def _with_history(self, doc_id: int) -> dict:
         doc = _plain(_raw(self.table)[str(doc_id)])
@@ -446,6 +611,15 @@ class Candidates(_Repository):
             raw = _raw(self.history)
             doc["versions"] = [_copy(raw[str(i)]["version"]) for i in ids]
         return doc
+
+    def _append_history(self, county: str, name: str, version: dict) -> int:
+        """Add one version after the stored ones; returns how many there are now."""
+        stored = self.version_ids.setdefault((county, name), [])
+        doc_id = self.history.insert({"county": county, "name": name, "seq": len(stored),
+                                      "version": _copy(version)})
+        stored.append(doc_id)
+        self._changed(self.history.name, [doc_id])
+        return len(stored)
 
     def _put_history(self, county: str, name: str, versions: list[dict]) -> None:
         stored = self.version_ids.setdefault((county, name), [])
@@ -487,15 +661,29 @@ class Outbox(_Keyed):
 
     key = "reply_id"
 
-    def __init__(self, table, changed, files: "FileStore"):
+    def __init__(self, table, changed, files: "FileStore", unsettled=None):
         super().__init__(table, changed)
         self.files = files
+        # The replies not yet settled (not sent, or sent with their Sent copy still due): the
+        # outbox's working set, what `intake status` and each pass look at.
+        self.unsettled = _Mirror(unsettled, changed, _unsettled) if unsettled is not None else None
 
     def forget(self) -> None:
         super().forget()
         self._statuses = None
         self._concerning = None
         self._copies = None
+        if self.unsettled is not None:
+            self.unsettled.forget()
+
+    def unsettled_replies(self) -> list[dict]:
+        """Replies not sent yet, failed, undeliverable or uncertain, and sent ones whose copy in
+        the Sent folder is still due, oldest first, without their bodies; read from the
+        outbox_unsettled table (see Store.mirrored)."""
+        return [self._reply(d) for d in self.unsettled.docs()]
+
+    def mirror_all(self) -> None:
+        self.unsettled.rebuild(_raw(self.table))
 
     @property
     def copies(self) -> dict[str, str]:
@@ -542,9 +730,12 @@ class Outbox(_Keyed):
         if doc[self.key] in self.ids:
             return
         super().add(self._without_body(doc))
+        doc_id = self.ids[doc[self.key]]
         self.statuses.setdefault(doc[self.key], doc.get("status", ""))
         if getattr(self, "_concerning", None) is not None:   # else built with this one in it
-            self._index(doc, self.ids[doc[self.key]])
+            self._index(doc, doc_id)
+        if self.unsettled is not None:
+            self.unsettled.put(doc_id, _raw(self.table)[str(doc_id)])
 
     def update(self, key: str, **fields) -> None:
         super().update(key, **self._without_body(fields))
@@ -552,6 +743,8 @@ class Outbox(_Keyed):
             self.statuses[key] = fields["status"]
         if fields.get("copy") and key in self.ids:
             self.copies[key] = fields["copy"]
+        if self.unsettled is not None and key in self.ids:
+            self.unsettled.put(self.ids[key], _raw(self.table)[str(self.ids[key])])
 
     def with_status(self, *statuses: str) -> list[dict]:
         wanted = set(statuses)
@@ -600,6 +793,10 @@ class Outbox(_Keyed):
 
     def _reply(self, doc: dict | None) -> dict | None:
         return _Reply(doc, self.files) if doc is not None else None
+
+
+def _unsettled(doc: dict) -> dict | None:
+    return doc if doc.get("status") != "sent" or doc.get("copy") == "due" else None
 
 
 class _Reply(dict):
@@ -657,6 +854,18 @@ class Reminders(_Repository):
 
     def on(self, date: str) -> list[dict]:
         return [_plain(d) for d in self.table.search(Query().date == date)]
+
+
+class Meta(_Keyed):
+    """Facts about the store itself ({"name": "mirrors", "version": 1})."""
+
+    key = "name"
+
+    def put(self, name: str, **fields) -> None:
+        if name in self:
+            self.update(name, **fields)
+        else:
+            self.add({"name": name, **fields})
 
 
 class Counters(_Keyed):
