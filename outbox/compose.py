@@ -13,15 +13,13 @@ from email.utils import format_datetime
 
 import jinja2
 
-from outbox.wording import QUERY_SENTENCE, describe
+from outbox.wording import QUERY_SENTENCE, REVIEW_WORDS, describe  # noqa: F401
 from parsers.records import FIELD_LABELS, FORM_FIELDS, OPINION_KEYS
 
 STATUS_WORDS = {"accepted": "已受理", "needs-correction": "需补正", "rejected": "未受理",
                 "withdrawn": "已撤回", "needs-person": "已转人工"}
 # The bureau's review marks (intake mark), in the notice's words: 初选 builds the 储备库, the
 # panel picks a 备选名单, from which 2-3 建议人选 go to the 领导小组.
-REVIEW_WORDS = {"pooled": "入储备库", "shortlisted": "入围备选名单", "selected": "建议人选",
-                "not-selected": "未入选"}
 # A candidate's standing, as a status-query reply shows it.
 CANDIDATE_WORDS = {**STATUS_WORDS, "quota-exceeded": "超出名额，未计入"}
 

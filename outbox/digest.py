@@ -15,6 +15,7 @@ import jinja2
 
 from outbox.chart import Bar, cjk_font_path, places_chart
 from outbox.compose import REVIEW_WORDS, STATUS_WORDS, add_attachment
+from outbox.wording import day_text, deadline_line  # noqa: F401  (deadline_line: said here too)
 
 SENDER_NAME = "株洲市工信局信息技术能手评选"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -29,7 +30,7 @@ _env_text = jinja2.Environment(loader=_loader, autoescape=False, trim_blocks=Tru
 
 
 def digest_subject(date: dt.date) -> str:
-    return f"【信息技术能手】每日汇总 {_day(date)}"
+    return f"【信息技术能手】每日汇总 {day_text(date)}"
 
 
 def roster_filename(date: dt.date) -> str:
@@ -79,10 +80,10 @@ def digest_view(f) -> dict:
     return {
         "f": f,
         "subject": digest_subject(f.date),
-        "day": _day(f.date),
+        "day": day_text(f.date),
         "cutoff": _until(f.cutoff),
         "previous_cutoff": _until(f.previous_cutoff) if f.previous_cutoff else "",
-        "deadline": _day(f.deadline),
+        "deadline": day_text(f.deadline),
         "deadline_line": deadline_line(f.days_left, f.deadline),
         "summary": (f"全市{t.counties}个县市区中，已有{t.counties_with_candidates}个报送推荐人选，"
                     f"共{t.candidates}名（已受理{t.accepted}名、需补正{t.needs_correction}名），"
@@ -109,7 +110,7 @@ def digest_view(f) -> dict:
                     "error": r.error or "—", "when": _when(r.created_at)} for r in f.failed_replies],
         "questions": [{"county": q.county, "when": _when(q.received_at), "sender": q.sender,
                        "subject": q.subject or "（无主题）", "words": q.words} for q in f.questions],
-        "reminders": [{"county": r.county, "deadline": _day(dt.date.fromisoformat(r.deadline)),
+        "reminders": [{"county": r.county, "deadline": day_text(dt.date.fromisoformat(r.deadline)),
                        "missing": r.missing} for r in f.reminders],
         "reviews": [{"county": r.county, "name": r.name, "word": REVIEW_WORDS.get(r.status, r.status),
                      "note": r.note, "when": _when(r.at) if r.at else ""} for r in f.reviews],
@@ -139,16 +140,6 @@ def _problem_groups(problems) -> list[dict]:
     return [{"county": county, "candidates": items} for county, items in groups.items()]
 
 
-def deadline_line(days_left: int, deadline: dt.date) -> str:
-    if days_left > 0:
-        return f"距推荐表报送截止（{_day(deadline)}）还有 {days_left} 天。"
-    if days_left == 0:
-        return f"今天（{_day(deadline)}）是推荐表报送截止日。"
-    return f"推荐表报送已于{_day(deadline)}截止。"
-
-
-def _day(date: dt.date) -> str:
-    return f"{date.year}年{date.month}月{date.day}日"
 
 
 def _until(moment: dt.datetime) -> str:

@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Callable
+from outbox.errors import TransportUnavailable  # noqa: F401  (raised here; defined apart for the CLI)
 
 
 class DeliveryError(Exception):
@@ -47,17 +48,6 @@ def classify(code: int, text: str) -> DeliveryError:
         # MI: is the account's rate, not this message: every reply waits as long.
         return DeliveryError(text, permanent=not spam, spam=spam, throttled="MI:" in text and spam)
     return DeliveryError(text, permanent=False, throttled=code in (421, 450, 451) or is_throttling(code, text))
-
-
-class TransportUnavailable(Exception):
-    """The transport cannot be used at all now (unreachable, login refused); nothing was sent.
-    `needs_operator` when waiting will not help (a refused login, a bad certificate);
-    `throttled` when the server turned the connection away to slow us down (163's 421 HL:ICC)."""
-
-    def __init__(self, message: str, needs_operator: bool = False, throttled: bool = False):
-        super().__init__(message)
-        self.needs_operator = needs_operator
-        self.throttled = throttled
 
 
 def ssl_context(ca_file: Path | None) -> ssl.SSLContext:

@@ -1,6 +1,8 @@
 """What each problem code says to a county: which file, which field, what is wrong, what to do."""
 from __future__ import annotations
 
+import datetime as dt
+
 from parsers.records import FIELD_LABELS
 
 FORM = "《株洲市“十大能手”评选推荐表》（信息技术能手类别）"
@@ -42,15 +44,15 @@ def deadline_sentence(ahead: list[tuple[str, "object"]], last_deadline=None) -> 
     """The deadline that applies next (and the later one), or that reporting has closed.
     `ahead`: pipeline.rules.deadlines_ahead(); `last_deadline`: the report deadline."""
     if not ahead:
-        return f"本次报送工作已于{_day(last_deadline)}截止。" if last_deadline else ""
+        return f"本次报送工作已于{day_text(last_deadline)}截止。" if last_deadline else ""
     (what, first), *later = ahead
-    sentence = f"{DEADLINE_WHAT[what]}报送截止时间为{_day(first)}"
+    sentence = f"{DEADLINE_WHAT[what]}报送截止时间为{day_text(first)}"
     if later:
-        sentence += "，" + "，".join(f"{DEADLINE_WHAT[w]}报送截止时间为{_day(d)}" for w, d in later)
+        sentence += "，" + "，".join(f"{DEADLINE_WHAT[w]}报送截止时间为{day_text(d)}" for w, d in later)
     return sentence + "。"
 
 
-def _day(day) -> str:
+def day_text(day) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
@@ -162,3 +164,20 @@ def problem_label(code: str) -> str:
     if base == "missing-opinion":
         return f"缺{label}"
     return _LABELS.get(code, code)
+
+
+# The contact's review marks (intake mark), as the replies, the digest and `intake status` say them.
+REVIEW_WORDS = {"pooled": "入储备库", "shortlisted": "入围备选名单", "selected": "建议人选",
+                "not-selected": "未入选"}
+
+
+def deadline_line(days_left: int, deadline: dt.date) -> str:
+    if days_left > 0:
+        return f"距推荐表报送截止（{day_text(deadline)}）还有 {days_left} 天。"
+    if days_left == 0:
+        return f"今天（{day_text(deadline)}）是推荐表报送截止日。"
+    return f"推荐表报送已于{day_text(deadline)}截止。"
+
+
+def day_text(date: dt.date) -> str:
+    return f"{date.year}年{date.month}月{date.day}日"

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from email.message import Message
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # a type only: `intake status` reads the field labels without the email package
+    from email.message import Message
 
 OPINION_KEYS = ("recommender", "discipline", "member_unit", "approval")
 

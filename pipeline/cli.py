@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from outbox.transports import TransportUnavailable
+from outbox.errors import TransportUnavailable
 from pipeline.errors import IntakeError
 from pipeline.settings import Settings, load_settings
 from store.repository import Store, StoreError, store_exists
@@ -220,8 +220,7 @@ def print_county_table(store, settings: Settings, console: Console | None = None
 
 
 def status_lines(figures) -> list[str]:
-    from outbox.compose import REVIEW_WORDS
-    from outbox.digest import deadline_line
+    from outbox.wording import REVIEW_WORDS, deadline_line
 
     t = figures.totals
     waiting = "、".join(w.county for w in figures.waiting) or "无"

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from outbox.queue import DeliveryReport
 from outbox.wording import describe
 from pipeline.questions import open_questions
 from pipeline.roster import CountyRow, in_county_order, latest_problems, roster_as_of, rows_for
 from pipeline.rules import ACTIVE_STATUSES, missing_seals
 from pipeline.settings import Settings
 from parsers.records import FIELD_LABELS
+
+if TYPE_CHECKING:   # `intake status` imports this module: not the sending machinery
+    from outbox.queue import DeliveryReport
 
 DIGEST_KIND = "digest"
 URGENT_DAYS = 7          # fewer days left than this before the deadline: shown in red
@@ -341,7 +344,7 @@ class DigestOutcome:
     queued: bool                      # False: this date's digest had been queued before
     earlier: dict | None = None       # the ledger entry found, when not queued
     status: str = "pending"           # its outbox status after delivery: pending, sent, failed...
-    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    delivery: DeliveryReport | None = None   # always given by send_digest
 
 
 def digest_message_id(date: dt.date, attempt: int, from_address: str) -> str:
