@@ -90,7 +90,7 @@ class Store:
                                      self.db.table("candidate_versions"), self.db.table("candidate_ends"))
         self.ledger = Ledger(self.db.table("ledger"), self._changed)
         self.outbox = Outbox(self.db.table("outbox"), self._changed, self.files,
-                             self.db.table("outbox_unsettled"))
+                             self.db.table("outbox_unsettled"), mirrored=lambda: self.mirrored)
         self.digests = Digests(self.db.table("digests"), self._changed)
         self.failures = Failures(self.db.table("failures"), self._changed)
         self.reminders = Reminders(self.db.table("reminders"), self._changed)
@@ -111,9 +111,11 @@ class Store:
         """Whether the small tables a read-only command reads instead of the large ones
         (submission_briefs, outbox_unsettled, candidate_ends) are there and kept. A store written
         by an older intake gets them when a writer next opens it (`lock`); until then readers
-        read the large tables."""
-        doc = self.meta.get("mirrors")
-        return bool(doc) and doc.get("version") == MIRRORS_VERSION
+        read the large tables. Once there, they stay."""
+        if not getattr(self, "_mirrored", False):
+            doc = self.meta.get("mirrors")
+            self._mirrored = bool(doc) and doc.get("version") == MIRRORS_VERSION
+        return self._mirrored
 
     def _build_mirrors(self) -> None:
         """Write the mirror tables from the large ones, once, in one commit (see `mirrored`)."""
@@ -460,6 +462,13 @@ class Submissions(_Keyed):
         super().remove(key)
         self.briefs.remove(doc_id)
 
+    def file_hashes(self, message_id: str) -> list[str]:
+        """The sha256 of each file the email carried ("" for one not kept), without copying the
+        submission: the repeat rule asks this of each reply of the sender's day."""
+        doc_id = self.ids.get(message_id)
+        files = _raw(self.table)[str(doc_id)].get("files") or [] if doc_id is not None else []
+        return [f.get("sha256") or "" for f in files]
+
     def all_briefs(self) -> list[dict]:
         """Every submission's brief (BRIEF_KEYS), in the order they were recorded (read from
         the submission_briefs table: see Store.mirrored)."""
@@ -529,17 +538,27 @@ class Candidates(_Repository):
 
     def version_numbers(self, county: str, message_id: str) -> dict[str, int]:
         """name → which version of that candidate of `county` the email `message_id` made (1 for
-        a first form); read from the history without copying it."""
-        made, raw = {}, _raw(self.history)
+        a first form), asked while that email is being judged: its versions are the newest, so
+        each candidate's latest version (candidate_ends) tells, without reading the history."""
+        made, ends = {}, _raw(self.ends.table)
         for name, doc_id in self.by_county.get(county, {}).items():
-            ids = self.version_ids.get((county, name))
-            versions = ([raw[str(i)]["version"] for i in ids] if ids is not None
-                        else _raw(self.table)[str(doc_id)].get("versions") or [])
-            for number in range(len(versions), 0, -1):   # the newest first: usually this email's
-                if versions[number - 1].get("message_id") == message_id:
-                    made[name] = number
-                    break
+            end = ends.get(str(doc_id))
+            if end is not None:
+                if end["last"].get("message_id") == message_id:
+                    made[name] = end["count"]
+                continue
+            made.update(self._version_number_from_history(county, name, doc_id, message_id))
         return made
+
+    def _version_number_from_history(self, county: str, name: str, doc_id: int, message_id: str) -> dict:
+        """The same, for a candidate without candidate_ends (a store not mirrored yet)."""
+        ids = self.version_ids.get((county, name))
+        versions = ([_raw(self.history)[str(i)]["version"] for i in ids] if ids is not None
+                    else _raw(self.table)[str(doc_id)].get("versions") or [])
+        for number in range(len(versions), 0, -1):   # the newest first: usually this email's
+            if versions[number - 1].get("message_id") == message_id:
+                return {name: number}
+        return {}
 
     def all(self) -> list[dict]:
         return [self._with_history(i) for i in sorted(int(i) for i in _raw(self.table))]
@@ -656,25 +675,31 @@ class Outbox(_Keyed):
 
     A reply's body (its whole MIME text, most of the outbox's bytes) is kept beside the
     attachments, content-addressed (`raw_sha256`), not in the document every command loads;
-    every reply handed out reads it back the first time its "raw" is asked for. Indexes kept
-    beside the documents find a status's replies, and the replies to an address or in a thread."""
+    every reply handed out reads it back the first time its "raw" is asked for. The replies not
+    settled yet (outbox_unsettled: not sent, or their Sent copy still due) are what each pass and
+    `intake status` look at; an index built newest first, only as far back as asked, finds the
+    recent replies to an address or in a thread."""
 
     key = "reply_id"
 
-    def __init__(self, table, changed, files: "FileStore", unsettled=None):
+    def __init__(self, table, changed, files: "FileStore", unsettled=None, mirrored=lambda: False):
         super().__init__(table, changed)
         self.files = files
-        # The replies not yet settled (not sent, or sent with their Sent copy still due): the
-        # outbox's working set, what `intake status` and each pass look at.
         self.unsettled = _Mirror(unsettled, changed, _unsettled) if unsettled is not None else None
+        self._mirrored = mirrored
 
     def forget(self) -> None:
         super().forget()
         self._statuses = None
-        self._concerning = None
         self._copies = None
+        self._concerning = None     # word → doc ids, newest first
+        self._order = None          # every doc id, newest first
+        self._indexed = 0           # how many of _order the index covers
         if self.unsettled is not None:
             self.unsettled.forget()
+
+    def _settled_apart(self) -> bool:
+        return self.unsettled is not None and self._mirrored()
 
     def unsettled_replies(self) -> list[dict]:
         """Replies not sent yet, failed, undeliverable or uncertain, and sent ones whose copy in
@@ -688,37 +713,51 @@ class Outbox(_Keyed):
     @property
     def copies(self) -> dict[str, str]:
         """reply id → the state of its copy in the Sent folder (`due`, `kept`, `none`, `failed`),
-        for replies that were sent: the copies still due are looked for every pass."""
+        for replies that were sent (a store without outbox_unsettled)."""
         if getattr(self, "_copies", None) is None:
             self._copies = {doc[self.key]: doc["copy"] for doc in _raw(self.table).values() if doc.get("copy")}
         return self._copies
 
     def copies_due(self) -> list[dict]:
         """Sent replies whose copy in the Sent folder is still to be made, oldest first."""
-        due = [self.get(key) for key, state in self.copies.items() if state == "due"]
+        if self._settled_apart():
+            due = [self._reply(d) for d in self.unsettled.docs() if d.get("copy") == "due"]
+        else:
+            due = [self.get(key) for key, state in self.copies.items() if state == "due"]
         return sorted(due, key=lambda r: r.get("sent_at") or "")
 
     @property
     def statuses(self) -> dict[str, str]:
-        """reply id → status, kept beside the index: the pending replies are found every pass."""
+        """reply id → status (a store without outbox_unsettled)."""
         if getattr(self, "_statuses", None) is None:
             self._statuses = {doc[self.key]: doc.get("status", "") for doc in _raw(self.table).values()}
         return self._statuses
 
-    @property
-    def concerning(self) -> dict[str, list[int]]:
+    def _concerning_since(self, moment: dt.datetime) -> dict[str, list[int]]:
         """An address (as written in To, lower case) or a Message-ID → the doc ids of the replies
-        sent to it, or that are it or answer it, oldest first."""
+        sent to it, or that are it or answer it, newest first: at least those created since
+        `moment`. Built walking back from the newest reply (replies are stored in the order they
+        were made), so a pass reads a day of replies, not the season's."""
         if getattr(self, "_concerning", None) is None:
-            self._concerning = {}
-            for i, doc in _raw(self.table).items():
-                self._index(doc, int(i))
+            self._concerning, self._order, self._indexed = {}, sorted(self.ids.values(), reverse=True), 0
+        raw = _raw(self.table)
+        while self._indexed < len(self._order):
+            doc_id = self._order[self._indexed]
+            doc = raw[str(doc_id)]
+            if _moment(doc["created_at"]) < moment:
+                break
+            self._index(doc, doc_id, newest=False)
+            self._indexed += 1
         return self._concerning
 
-    def _index(self, doc: dict, doc_id: int) -> None:
+    def _index(self, doc: dict, doc_id: int, newest: bool) -> None:
         for word in {doc.get("to", "").strip().lower(), doc[self.key], *(doc.get("thread") or [])}:
             if word:
-                self._concerning.setdefault(word, []).append(doc_id)
+                ids = self._concerning.setdefault(word, [])
+                if newest:
+                    ids.insert(0, doc_id)
+                else:
+                    ids.append(doc_id)
 
     def get(self, key: str) -> dict | None:
         return self._reply(super().get(key))
@@ -731,45 +770,52 @@ class Outbox(_Keyed):
             return
         super().add(self._without_body(doc))
         doc_id = self.ids[doc[self.key]]
-        self.statuses.setdefault(doc[self.key], doc.get("status", ""))
+        if getattr(self, "_statuses", None) is not None:
+            self._statuses.setdefault(doc[self.key], doc.get("status", ""))
         if getattr(self, "_concerning", None) is not None:   # else built with this one in it
-            self._index(doc, doc_id)
+            self._order.insert(0, doc_id)
+            self._indexed += 1
+            self._index(doc, doc_id, newest=True)
         if self.unsettled is not None:
             self.unsettled.put(doc_id, _raw(self.table)[str(doc_id)])
 
     def update(self, key: str, **fields) -> None:
         super().update(key, **self._without_body(fields))
-        if "status" in fields and key in self.statuses:
-            self.statuses[key] = fields["status"]
-        if fields.get("copy") and key in self.ids:
-            self.copies[key] = fields["copy"]
+        if "status" in fields and key in (getattr(self, "_statuses", None) or {}):
+            self._statuses[key] = fields["status"]
+        if fields.get("copy") and key in self.ids and getattr(self, "_copies", None) is not None:
+            self._copies[key] = fields["copy"]
         if self.unsettled is not None and key in self.ids:
             self.unsettled.put(self.ids[key], _raw(self.table)[str(self.ids[key])])
 
     def with_status(self, *statuses: str) -> list[dict]:
+        """The replies with one of these statuses, oldest first."""
         wanted = set(statuses)
+        if "sent" not in wanted and self._settled_apart():
+            return [self._reply(d) for d in self.unsettled.docs() if d.get("status") in wanted]
         return [self.get(key) for key, status in self.statuses.items() if status in wanted]
 
     def recent(self, since: dt.datetime, wanted=lambda doc: True, to: str | None = None,
                thread: list[str] | tuple = ()) -> list[dict]:
         """Replies created since `since` for which `wanted(doc)` holds, newest first, without
         their bodies. Given `to` and/or `thread`, only the replies sent to that address or in
-        that thread are looked at (through the index: the cost does not grow with the day's
-        replies, nor with the season's). Replies are stored in the order they were created, so
-        each walk goes newest first and stops a day before `since` (room for clocks that
-        disagree)."""
+        that thread are looked at (through the index). Replies are stored in the order they
+        were created, so each walk goes newest first and stops a day before `since` (room for
+        clocks that disagree): the cost is that of the day's replies, not the season's."""
         stop_before = since - dt.timedelta(days=1)
+        raw = _raw(self.table)
         if to is not None or thread:
-            raw, ids = _raw(self.table), set()
+            concerning, ids = self._concerning_since(stop_before), set()
             for word in {(to or "").strip().lower(), *thread} - {""}:
-                for doc_id in reversed(self.concerning.get(word, ())):
+                for doc_id in concerning.get(word, ()):
                     if _moment(raw[str(doc_id)]["created_at"]) < stop_before:
                         break
                     ids.add(doc_id)
             return [self._reply(_plain(doc)) for doc in self._docs(sorted(ids, reverse=True))
                     if _moment(doc["created_at"]) >= since and wanted(doc)]
+        self._concerning_since(stop_before)
         found = []
-        for doc in self._docs(sorted(self.ids.values(), reverse=True)):
+        for doc in self._docs(self._order):
             created = _moment(doc["created_at"])
             if created < stop_before:
                 break
