@@ -11,6 +11,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import operator
 import os
 import pwd
 from collections.abc import MutableMapping
@@ -96,6 +97,12 @@ class Store:
         self.reminders = Reminders(self.db.table("reminders"), self._changed)
         self.counters = Counters(self.db.table("counters"), self._changed)
         self.pauses = ServerPauses(self.db.table("server_pauses"), self._changed)
+        # What each table's documents are found by, kept on their snapshot lines
+        # (store/storage.py) so the indexes are built without decoding every document.
+        self._storage.key_functions.update({
+            repo.table.name: operator.itemgetter(repo.key)
+            for repo in self._repositories() if isinstance(repo, _Keyed)})
+        self._storage.key_functions["candidate_versions"] = _candidate_key
         self._lock_fh = None
 
     def _make_storage(self, path):
@@ -293,8 +300,19 @@ def _copy(value):
 
 
 def _raw(table) -> dict:
-    """The table's stored documents, {str doc id: doc}, without TinyDB's per-document wrapping."""
+    """The table's stored documents, {str doc id: doc}, without TinyDB's per-document wrapping
+    (each decoded when first used: store/storage.py)."""
     return table._read_table()
+
+
+def _keys_by_id(table) -> dict[str, str]:
+    """{str doc id: the document's key} of a table with a key function, without decoding it."""
+    return table.storage.keys_by_id(table.name)
+
+
+def _candidate_key(doc: dict) -> str:
+    """A version's candidate: county and name, as one key."""
+    return f"{doc['county']}/{doc['name']}"
 
 
 MIRRORS_VERSION = 1
@@ -394,7 +412,7 @@ class _Keyed(_Repository):
     @property
     def ids(self) -> dict[str, int]:
         if self._ids is None:
-            self._ids = {doc[self.key]: int(i) for i, doc in _raw(self.table).items()}
+            self._ids = {key: int(i) for i, key in _keys_by_id(self.table).items()}
         return self._ids
 
     def __contains__(self, key: str) -> bool:
@@ -513,10 +531,13 @@ class Candidates(_Repository):
     def version_ids(self) -> dict[tuple[str, str], list[int]]:
         """(county, name) → the doc ids of its versions, oldest first."""
         if self._versions is None:
-            found: dict[tuple[str, str], list[tuple[int, int]]] = {}
-            for i, doc in _raw(self.history).items():
-                found.setdefault((doc["county"], doc["name"]), []).append((doc["seq"], int(i)))
-            self._versions = {key: [i for _, i in sorted(pairs)] for key, pairs in found.items()}
+            # A candidate's versions are stored in order (added after each other, the extra
+            # ones removed from the end), so their doc ids grow with "seq".
+            found: dict[tuple[str, str], list[int]] = {}
+            for i, key in _keys_by_id(self.history).items():
+                county, _, name = key.partition("/")   # a county (configured) has no "/"
+                found.setdefault((county, name), []).append(int(i))
+            self._versions = {key: sorted(ids) for key, ids in found.items()}
         return self._versions
 
     def get(self, county: str, name: str, history: bool = True) -> dict | None:
