@@ -7,9 +7,14 @@ process doing it (the worker's own, and its children's: soffice, the PDF sandbox
 the least any reader must do: unzip + lxml parse of word/document.xml for .docx, pdfplumber's
 text of one page for PDF. For .doc and .rtf, two rows: `poll --once` (each email starts its own
 soffice; the floor is one soffice process whose profile is already initialised) and `intake
-run` (one LibreOffice kept running, parsers.convert.warm_office; the floor is an already-running
-LibreOffice converting the same file over UNO, with nothing of intake around it: target
-<= 1.5x). Each format runs in a fresh child process so memory figures do not mix.
+run` (one LibreOffice kept running, parsers.convert.warm_office: the email's attachments read
+end to end, conversion, the converted .docx read by the same reader as a .docx in its sandbox;
+target <= 1.5x the floor). That floor is the same running LibreOffice converting the same file
+over UNO with the same load properties and filter, driven by bench/uno_floor.py (a plain UNO
+client, none of intake's code) and timed around load, store and close. LibreOffice's own time
+varies by half from minute to minute on a shared machine, so intake and floor runs alternate
+(--warm-runs pairs, 25 by default) and each figure is the median of its runs. Each format runs
+in a fresh child process so memory figures do not mix.
 """
 from __future__ import annotations
 
