@@ -94,6 +94,7 @@ def intake_run_pair(atts, data: bytes, ext: str, runs: int) -> tuple[float, floa
 def _pair_child(sender, atts, data: bytes, ext: str, runs: int) -> None:
     from parsers.convert import UNO_PYTHON, warm_office
     with warm_office() as office, tempfile.TemporaryDirectory(prefix="bench-uno-") as tmp:
+        assert office is not None, "the `intake run` rows need python3-uno"
         read_attachments(atts)   # starts the LibreOffice, imports and caches warm
         source = Path(tmp) / f"in.{ext}"
         source.write_bytes(data)
@@ -122,6 +123,7 @@ def _pair_child(sender, atts, data: bytes, ext: str, runs: int) -> None:
                 floors.append(floor_ms())
         floor.stdin.close()
         floor.wait()
+        assert office.converted == runs + 1 and Path(f"{tmp}/out.docx").stat().st_size > 0   # both converted
     sender.send((statistics.median(ours), statistics.median(floors)))
 
 
