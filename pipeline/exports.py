@@ -75,7 +75,7 @@ CANDIDATE_COLUMNS = (
     Column("状态", 7, lambda c: STATUS_WORDS.get(c["status"], c["status"])),
     Column("问题", 30, lambda c: "\n".join(problem_sentences(c))),
     Column("评审", 12, lambda c: _review(c)),
-    Column("版本数", 5, lambda c: len(c.get("versions") or [])),
+    Column("版本数", 5, lambda c: c["version_count"] if "version_count" in c else len(c.get("versions") or [])),
     Column("报告题目", 16, _report("title")),
     Column("报告字数", 7, _report("chars")),
     Column("最近报送时间", 16, lambda c: _local(c.get("updated_at") or _last_version_time(c))),
@@ -373,11 +373,13 @@ def export_bytes(fmt: str, store, settings: Settings) -> bytes:
     """The whole roster in `fmt` (json, csv, xlsx or docx), as the file's bytes."""
     if fmt == "json":
         return (json.dumps(export_roster(store), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-    candidates = store.candidates.all()
+    if fmt == "docx":
+        return review_pack_docx(store.candidates.all(), settings, store.files)
+    # The sheets show each candidate's number of versions, its latest one's problems and time:
+    # its first and latest version (candidate_ends) are enough, not its whole history.
+    candidates = store.candidates.all_with_ends() if store.mirrored else store.candidates.all()
     if fmt == "csv":
         return roster_csv(candidates, settings)
     if fmt == "xlsx":   # the only one with a sheet of the emails: the others never read them
         return roster_xlsx(candidates, store.submissions.all(), settings)
-    if fmt == "docx":
-        return review_pack_docx(candidates, settings, store.files)
     raise ValueError(f"unknown export format {fmt!r}")
