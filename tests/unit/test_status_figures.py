@@ -125,3 +125,19 @@ def test_a_later_version_keeps_the_history_whole(settings, store):
     assert [v["message_id"] for v in cand["versions"]] == ["<h0@x>", "<h1@x>", "<h2@x>"]
     assert store.candidates.version_numbers("荷塘区", "<h2@x>") == {"张三": 3}
     assert dt.datetime.fromisoformat(cand["updated_at"]) == at(20, 9)
+
+
+def test_the_csv_export_counts_every_version_from_the_ends(settings, store):
+    import csv
+    import io
+
+    from pipeline.exports import export_bytes
+
+    write_season(store)
+    reader = Store(settings.store.path, settings.store.files)
+    try:
+        rows = list(csv.DictReader(io.StringIO(export_bytes("csv", reader, settings).decode("utf-8-sig"))))
+    finally:
+        reader.close()
+    zhang = next(r for r in rows if r["姓名"] == "张三")
+    assert zhang["版本数"] == "3" and "字" in zhang["问题"]
