@@ -301,11 +301,11 @@ def _unsealed(candidates: list[dict]) -> list[Unsealed]:
 def _unknown_senders(submissions: list[dict], settings: Settings) -> list[UnknownSender]:
     """Addresses not registered for any county (and still not registered now), by address."""
     found: dict[str, UnknownSender] = {}
-    for sub in sorted(submissions, key=lambda s: s["received_at"]):
-        unknown = "unknown-sender" in (sub.get("problems") or []) or \
-            sub.get("reason") == UNKNOWN_WITHOUT_DOCUMENTS
+    unknown = [s for s in submissions if "unknown-sender" in (s.get("problems") or ())
+               or s.get("reason") == UNKNOWN_WITHOUT_DOCUMENTS]
+    for sub in sorted(unknown, key=lambda s: s["received_at"]):
         address = (sub.get("from") or "").lower()
-        if not unknown or not address or settings.county_of(address) is not None:
+        if not address or settings.county_of(address) is not None:
             continue
         seen = found.setdefault(address, UnknownSender(address, 0, "", ""))
         seen.emails += 1

@@ -346,9 +346,9 @@ class _Mirror:
             self._changed(self.table.name, self.table.remove(doc_ids=[doc_id]))
 
     def docs(self) -> list[dict]:
-        """The mirrored documents in the large table's order, detached."""
-        raw = _raw(self.table)
-        return [_plain(raw[k]) for k in sorted(raw, key=int)]
+        """The mirrored documents in the large table's order; each a copy, its nested values
+        shared with the store (read them, do not change them)."""
+        return [dict(doc) for _, doc in sorted(_raw(self.table).items(), key=lambda item: int(item[0]))]
 
     def rebuild(self, large: dict) -> None:
         """Mirror every document of `large` ({str doc id: doc}) and drop the rest."""
