@@ -199,7 +199,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def store_bytes(directory: Path) -> tuple[int, int]:
-    """(bytes of the JSON files every command may load, bytes of the files beside them)."""
+    """(bytes of the store's tables, snapshots and journal, bytes of the files beside them)."""
     json_bytes = sum(p.stat().st_size for p in directory.glob("intake*") if p.is_file())
     files = sum(p.stat().st_size for p in (directory / "files").rglob("*") if p.is_file())
     return json_bytes, files

@@ -367,7 +367,7 @@ class _Repository:
         self._changed = changed
 
     def all(self) -> list[dict]:
-        return [_plain(d) for d in self.table.all()]
+        return [_plain(d) for d in _raw(self.table).values()]   # values(): decoded in one go
 
     def forget(self) -> None:
         """Drop cached query results after a rollback."""
@@ -582,6 +582,7 @@ class Candidates(_Repository):
         return {}
 
     def all(self) -> list[dict]:
+        _raw(self.history).values()   # every version is wanted: decoded in one go
         return [self._with_history(i) for i in sorted(int(i) for i in _raw(self.table))]
 
     def all_with_ends(self) -> list[dict]:
