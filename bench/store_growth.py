@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import figures, season  # noqa: E402
+from bench import compile_project, figures, season  # noqa: E402
 from tests.cli import INTAKE  # noqa: E402
 
 NEW = 100
@@ -232,6 +232,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here, for bench/run_all.py")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    compile_project()
     out: list[figures.Figure] = []
     began = time.monotonic()
     for size in sizes:
