@@ -66,8 +66,8 @@ def decode_tables(paths) -> None:
 
 # The status floor: a fresh python doing only that.
 READ_TABLES = "import json, sys\n" + inspect.getsource(decode_tables) + "\ndecode_tables(sys.argv[1:])\n"
-STATUS_TABLES = ("meta", "digests", "reminders", "candidates", "candidate_ends", "submission_briefs",
-                 "outbox_unsettled")
+STATUS_TABLES = ("meta", "digests", "reminders", "candidates", "candidate_ends", "submission_tallies",
+                 "submissions_to_watch", "outbox_unsettled")
 
 
 def command_costs(sizes: list[int], runs: int) -> dict[int, tuple[float, float]]:

@@ -86,7 +86,7 @@ class Store:
         self.files = FileStore(Path(files_dir))
         self.meta = Meta(self.db.table("meta"), self._changed)
         self.submissions = Submissions(self.db.table("submissions"), self._changed,
-                                       self.db.table("submission_briefs"))
+                                       self.db.table("submissions_to_watch"), self.db.table("submission_tallies"))
         self.candidates = Candidates(self.db.table("candidates"), self._changed,
                                      self.db.table("candidate_versions"), self.db.table("candidate_ends"))
         self.ledger = Ledger(self.db.table("ledger"), self._changed)
@@ -116,7 +116,8 @@ class Store:
     @property
     def mirrored(self) -> bool:
         """Whether the small tables a read-only command reads instead of the large ones
-        (submission_briefs, outbox_unsettled, candidate_ends) are there and kept. A store written
+        (submission_tallies, submissions_to_watch, outbox_unsettled, candidate_ends) are there
+        and kept. A store written
         by an older intake gets them when a writer next opens it (`lock`); until then readers
         read the large tables. Once there, they stay."""
         if not getattr(self, "_mirrored", False):
@@ -129,6 +130,8 @@ class Store:
         if self.mirrored:
             return
         self._changes = []
+        briefs = self.db.table("submission_briefs")   # version 1's, no longer kept
+        self._changed(briefs.name, briefs.remove(doc_ids=[int(i) for i in _raw(briefs)]))
         self.submissions.mirror_all()
         self.outbox.mirror_all()
         self.candidates.mirror_all()
@@ -315,7 +318,7 @@ def _candidate_key(doc: dict) -> str:
     return f"{doc['county']}/{doc['name']}"
 
 
-MIRRORS_VERSION = 1
+MIRRORS_VERSION = 2   # 1 had every submission's brief; 2 tallies them and keeps the few status lists
 
 
 class _Mirror:
@@ -443,42 +446,64 @@ class _Keyed(_Repository):
 
 BRIEF_KEYS = ("message_id", "county", "from", "received_at", "status", "subject", "reason", "problems",
               "answered_at")
+NEEDS_PERSON = "needs-person"   # pipeline.rules.NEEDS_PERSON: a question for the contact
 
 
 def _submission_brief(doc: dict) -> dict:
     return {k: doc[k] for k in BRIEF_KEYS if k in doc}
 
 
+def _brief_to_watch(doc: dict) -> dict | None:
+    """The submissions `intake status` lists one by one: a sender registered for no county,
+    a question not answered yet."""
+    if not doc.get("county") or (doc.get("status") == NEEDS_PERSON and not doc.get("answered_at")):
+        return _submission_brief(doc)
+    return None
+
+
 class Submissions(_Keyed):
-    """One document per email read, keyed by its Message-ID. Each has a brief in the
-    submission_briefs table (BRIEF_KEYS: who, when, what became of it), which is what
-    `intake status` reads: a third of the size, without the files, origins and words."""
+    """One document per email read, keyed by its Message-ID. Beside them, for `intake status`:
+    per county, how many emails were answered or skipped and when the latest answered one came
+    (submission_tallies), and the brief (BRIEF_KEYS) of each email status lists one by one
+    (submissions_to_watch: an unregistered sender's, an open question), so status reads tens of
+    documents whatever the season's size."""
 
     key = "message_id"
 
-    def __init__(self, table, changed, briefs):
+    def __init__(self, table, changed, watched, tallies):
         super().__init__(table, changed)
-        self.briefs = _Mirror(briefs, changed, _submission_brief)
+        self.watched = _Mirror(watched, changed, _brief_to_watch)
+        self.tallies = tallies
+        self._tally_ids: dict[str, int] | None = None
 
     def forget(self) -> None:
         super().forget()
-        self.briefs.forget()
+        self.watched.forget()
+        self.tallies.clear_cache()
+        self._tally_ids = None
 
     def add(self, doc: dict) -> None:
         if doc[self.key] not in self.ids:
             super().add(doc)
-            self.briefs.put(self.ids[doc[self.key]], doc)
+            self.watched.put(self.ids[doc[self.key]], doc)
+            self._count(None, doc)
 
     def update(self, key: str, **fields) -> None:
-        super().update(key, **fields)
         doc_id = self.ids.get(key)
+        before = _copy(_raw(self.table)[str(doc_id)]) if doc_id is not None else None
+        super().update(key, **fields)
         if doc_id is not None:
-            self.briefs.put(doc_id, _raw(self.table)[str(doc_id)])
+            after = _raw(self.table)[str(doc_id)]
+            self.watched.put(doc_id, after)
+            self._count(before, after)
 
     def remove(self, key: str) -> None:
         doc_id = self.ids.get(key)
+        before = _copy(_raw(self.table)[str(doc_id)]) if doc_id is not None else None
         super().remove(key)
-        self.briefs.remove(doc_id)
+        self.watched.remove(doc_id)
+        if before is not None:
+            self._count(before, None)
 
     def file_hashes(self, message_id: str) -> list[str]:
         """The sha256 of each file the email carried ("" for one not kept), without copying the
@@ -487,13 +512,91 @@ class Submissions(_Keyed):
         files = _raw(self.table)[str(doc_id)].get("files") or [] if doc_id is not None else []
         return [f.get("sha256") or "" for f in files]
 
-    def all_briefs(self) -> list[dict]:
-        """Every submission's brief (BRIEF_KEYS), in the order they were recorded (read from
-        the submission_briefs table: see Store.mirrored)."""
-        return self.briefs.docs()
+    def to_watch(self) -> list[dict]:
+        """The briefs (BRIEF_KEYS) of the emails from senders registered for no county and of the
+        questions not answered yet, in the order they were recorded (see Store.mirrored)."""
+        return self.watched.docs()
+
+    def tally(self) -> dict[str | None, dict]:
+        """county (None: senders registered for none) → {"emails": answered, "skipped": recorded
+        without an answer, "last": when the latest answered one was received, "" if none}."""
+        return {doc["county"] or None: {k: doc[k] for k in ("emails", "skipped", "last")}
+                for doc in _raw(self.tallies).values()}
 
     def mirror_all(self) -> None:
-        self.briefs.rebuild(_raw(self.table))
+        raw = _raw(self.table)
+        self.watched.rebuild(raw)
+        for doc_id in list(_raw(self.tallies)):
+            self._changed(self.tallies.name, self.tallies.remove(doc_ids=[int(doc_id)]))
+        self._tally_ids = None
+        for county, tally in _tallies_of(raw.values()).items():
+            self._put_tally(county, tally)
+
+    # The tallies: each write moves the email's count from what it was to what it is.
+    def _count(self, before: dict | None, after: dict | None) -> None:
+        was, now = _counted(before), _counted(after)
+        if was != now:
+            if was:
+                self._uncount(*was)
+            if now:
+                self._add_count(*now)
+
+    def _add_count(self, county: str, answered: bool, received: str) -> None:
+        tally = self._tally(county)
+        if answered:
+            tally["emails"] += 1
+            tally["last"] = max(tally["last"], received)
+        else:
+            tally["skipped"] += 1
+        self._put_tally(county, tally)
+
+    def _uncount(self, county: str, answered: bool, received: str) -> None:
+        tally = self._tally(county)
+        if not answered:
+            tally["skipped"] -= 1
+        else:
+            tally["emails"] -= 1
+            if received == tally["last"]:   # the latest answered email is no more: look again (rare)
+                same = (d for d in _raw(self.table).values() if (d.get("county") or "") == county)
+                tally["last"] = _tallies_of(same).get(county, {}).get("last", "")
+        self._put_tally(county, tally)
+
+    def _tally(self, county: str) -> dict:
+        doc_id = self.tally_ids.get(county)
+        stored = _raw(self.tallies)[str(doc_id)] if doc_id is not None else {}
+        return {"emails": stored.get("emails", 0), "skipped": stored.get("skipped", 0), "last": stored.get("last", "")}
+
+    def _put_tally(self, county: str, tally: dict) -> None:
+        doc_id = self.tally_ids.get(county)
+        if doc_id is None:
+            self.tally_ids[county] = self.tallies.insert({"county": county, **tally})
+            self._changed(self.tallies.name, [self.tally_ids[county]])
+        else:
+            self._changed(self.tallies.name, self.tallies.update(tally, doc_ids=[doc_id]))
+
+    @property
+    def tally_ids(self) -> dict[str, int]:
+        if self._tally_ids is None:
+            self._tally_ids = {doc["county"]: int(i) for i, doc in _raw(self.tallies).items()}
+        return self._tally_ids
+
+
+def _counted(doc: dict | None) -> tuple[str, bool, str] | None:
+    """(county or "", answered?, received_at): what one email adds to the tallies."""
+    if doc is None:
+        return None
+    return doc.get("county") or "", doc.get("status") != "skipped", doc.get("received_at") or ""
+
+
+def _tallies_of(docs) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for doc in docs:
+        county, counted, received = _counted(doc)
+        tally = out.setdefault(county, {"emails": 0, "skipped": 0, "last": ""})
+        tally["emails" if counted else "skipped"] += 1
+        if counted:
+            tally["last"] = max(tally["last"], received)
+    return out
 
 
 class Candidates(_Repository):
