@@ -369,8 +369,11 @@ class _Repository:
         self.table = table
         self._changed = changed
 
-    def all(self) -> list[dict]:
-        return [_plain(d) for d in _raw(self.table).values()]   # values(): decoded in one go
+    def all(self, detached: bool = True) -> list[dict]:
+        """Every document, in the order stored. `detached=False`: the stored documents themselves,
+        for a reader that only reads them (an export of 50,000): do not change them."""
+        docs = _raw(self.table).values()   # values(): decoded in one go
+        return [_plain(d) for d in docs] if detached else list(docs)
 
     def forget(self) -> None:
         """Drop cached query results after a rollback."""
@@ -684,9 +687,11 @@ class Candidates(_Repository):
                 return {name: number}
         return {}
 
-    def all(self) -> list[dict]:
+    def all(self, detached: bool = True) -> list[dict]:
+        """Every candidate with its versions. `detached=False`: shallow copies sharing their
+        values with the store, for a reader that only reads them: do not change them."""
         _raw(self.history).values()   # every version is wanted: decoded in one go
-        return [self._with_history(i) for i in sorted(int(i) for i in _raw(self.table))]
+        return [self._with_history(i, detached) for i in sorted(int(i) for i in _raw(self.table))]
 
     def all_with_ends(self) -> list[dict]:
         """Every candidate as it now stands, its "versions" holding only the first and the
@@ -748,12 +753,13 @@ class Candidates(_Repository):
                 ends[doc_id] = {"count": len(versions), "first": versions[0], "last": versions[-1]}
         self.ends.rebuild(ends)
 
-    def _with_history(self, doc_id: int) -> dict:
-        doc = _plain(_raw(self.table)[str(doc_id)])
+    def _with_history(self, doc_id: int, detached: bool = True) -> dict:
+        copy = _copy if detached else (lambda value: value)
+        doc = {k: copy(v) for k, v in _raw(self.table)[str(doc_id)].items()}
         ids = self.version_ids.get((doc["county"], doc["name"]))
         if ids is not None:
             raw = _raw(self.history)
-            doc["versions"] = [_copy(raw[str(i)]["version"]) for i in ids]
+            doc["versions"] = [copy(raw[str(i)]["version"]) for i in ids]
         return doc
 
     def _append_history(self, county: str, name: str, version: dict) -> int:
