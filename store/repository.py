@@ -695,15 +695,16 @@ class Candidates(_Repository):
 
     def all_with_ends(self) -> list[dict]:
         """Every candidate as it now stands, its "versions" holding only the first and the
-        latest version (one when there is one), and "version_count": what `intake status`
-        needs, without reading the histories."""
+        latest version (one when there is one), and "version_count": what `intake status` and
+        the sheets need, without reading the histories. For readers only: each a shallow copy,
+        its values shared with the store (do not change them)."""
         raw, ends = _raw(self.table), _raw(self.ends.table)
         out = []
         for doc_id in sorted(raw, key=int):
-            doc = {k: _copy(v) for k, v in raw[doc_id].items() if k != "versions"}
+            doc = {k: v for k, v in raw[doc_id].items() if k != "versions"}
             end = ends.get(doc_id)
             if end:
-                doc["versions"] = [_copy(end["first"])] + ([_copy(end["last"])] if end["count"] > 1 else [])
+                doc["versions"] = [end["first"]] + ([end["last"]] if end["count"] > 1 else [])
             doc["version_count"] = end["count"] if end else 0
             out.append(doc)
         return out
