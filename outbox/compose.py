@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import urllib.parse
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import Parser
+from email.policy import EmailPolicy
 from email.utils import format_datetime
 
 import jinja2
@@ -76,6 +78,43 @@ class ReplyContent:
     contact_phone: str = ""
 
 
+class _ReplyPolicy(EmailPolicy):
+    """policy.default, remembering the headers it has parsed and folded: most of a reply's
+    headers are the same in every reply (From, Auto-Submitted, X-Intake-Status, each part's
+    Content-Type, To for each county), and the standard library parses each header it is given
+    and folds it again when the message is written, ~10 ms a reply, a third of its cost in a
+    backlog. Header objects are immutable: sharing one between messages is safe, and the bytes
+    written are the same."""
+
+    def header_store_parse(self, name, value):
+        if type(value) is str and "\n" not in value and "\r" not in value:
+            return name, _remembered(_PARSED, (self.header_factory, name, value),
+                                     lambda: self.header_factory(name, value))
+        return super().header_store_parse(name, value)
+
+    def _fold(self, name, value, refold_binary=False):
+        if hasattr(value, "name"):
+            key = (type(value), name, str(value), self.linesep, self.max_line_length, self.utf8)
+            return _remembered(_FOLDED, key, lambda: value.fold(policy=self))
+        return super()._fold(name, value, refold_binary)
+
+
+_PARSED: dict = {}
+_FOLDED: dict = {}
+
+
+def _remembered(cache: dict, key, make):
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= 2048:   # the unique ones (Subject, Message-ID, Date) would pile up
+            cache.clear()
+        found = cache[key] = make()
+    return found
+
+
+REPLY_POLICY = _ReplyPolicy()
+
+
 def reply_message_id(submission_id: str, kind: str, from_address: str) -> str:
     """The same submission and kind always give the same Message-ID, so a retry is one message."""
     digest = hashlib.sha256(f"{kind}\0{submission_id}".encode()).hexdigest()[:24]
@@ -125,7 +164,7 @@ def _versioned(name: str, content: ReplyContent) -> str:
 def compose_reply(content: ReplyContent, from_address: str, submission_id: str,
                   now: dt.datetime) -> EmailMessage:
     ctx = _template_context(content)
-    msg = EmailMessage()
+    msg = EmailMessage(policy=REPLY_POLICY)
     msg["From"] = Address("株洲市工信局信息技术能手评选", addr_spec=from_address)
     msg["To"] = content.to
     msg["Subject"] = reply_subject(content)
