@@ -25,10 +25,12 @@ STATUS_WORDS = {"accepted": "已受理", "needs-correction": "需补正", "rejec
 # A candidate's standing, as a status-query reply shows it.
 CANDIDATE_WORDS = {**STATUS_WORDS, "quota-exceeded": "超出名额，未计入"}
 
+# auto_reload off: the templates ship with intake and do not change under a running one; on,
+# each reply would stat its two templates again.
 _env_html = jinja2.Environment(loader=jinja2.PackageLoader("outbox", "templates"),
-                               autoescape=True, trim_blocks=True, lstrip_blocks=True)
+                               autoescape=True, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 _env_text = jinja2.Environment(loader=jinja2.PackageLoader("outbox", "templates"),
-                               autoescape=False, trim_blocks=True, lstrip_blocks=True,
+                               autoescape=False, trim_blocks=True, lstrip_blocks=True, auto_reload=False,
                                keep_trailing_newline=True)
 
 
@@ -93,6 +95,9 @@ class _ReplyPolicy(EmailPolicy):
                                      lambda: self.header_factory(name, value))
         return super().header_store_parse(name, value)
 
+    def header_max_count(self, name):
+        return _remembered(_MAX_COUNT, name.lower(), lambda: super(_ReplyPolicy, self).header_max_count(name))
+
     def _fold(self, name, value, refold_binary=False):
         if not hasattr(value, "name"):
             return super()._fold(name, value, refold_binary)
@@ -106,6 +111,7 @@ class _ReplyPolicy(EmailPolicy):
 
 _PARSED: dict = {}
 _FOLDED: dict = {}
+_MAX_COUNT: dict = {}
 
 
 def _remembered(cache: dict, key, make):
