@@ -105,7 +105,8 @@ class _ReplyPolicy(EmailPolicy):
         if (text.isascii() and text.isprintable() and "=?" not in text   # nothing to encode
                 and len(name) + 2 + len(text) <= (self.max_line_length or 78)):
             return f"{name}: {text}{self.linesep}"   # what folding a short ASCII line gives
-        key = (type(value), name, text, self.linesep, self.max_line_length, self.utf8)
+        # By name, not the header's class: the registry makes a new class for every header.
+        key = (name, text, self.linesep, self.max_line_length, self.utf8)
         return _remembered(_FOLDED, key, lambda: value.fold(policy=self))
 
 
