@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import hashlib
 import urllib.parse
 from dataclasses import dataclass, field
@@ -90,7 +89,7 @@ class _ReplyPolicy(EmailPolicy):
     the bytes written are the same as policy.default's (tests/unit/test_reply_policy.py)."""
 
     def header_store_parse(self, name, value):
-        if type(value) is str and "\n" not in value and "\r" not in value:
+        if type(value) is str and len(value.splitlines()) <= 1:   # else the base class refuses it
             return name, _remembered(_PARSED, (self.header_factory, name, value),
                                      lambda: self.header_factory(name, value))
         return super().header_store_parse(name, value)
