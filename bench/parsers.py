@@ -7,14 +7,20 @@ process doing it (the worker's own, and its children's: soffice, the PDF sandbox
 the least any reader must do: unzip + lxml parse of word/document.xml for .docx, pdfplumber's
 text of one page for PDF. For .doc and .rtf, two rows: `poll --once` (each email starts its own
 soffice; the floor is one soffice process whose profile is already initialised) and `intake
-run` (one LibreOffice kept running, parsers.convert.warm_office; the floor is an already-running
-LibreOffice converting the same file over UNO, with nothing of intake around it: target
-<= 1.5x). Each format runs in a fresh child process so memory figures do not mix.
+run` (one LibreOffice kept running, parsers.convert.warm_office: the email's attachments read
+end to end, conversion, the converted .docx read by the same reader as a .docx in its sandbox;
+target <= 1.5x the floor). That floor is the same running LibreOffice converting the same file
+over UNO with the same load properties and filter, driven by bench/uno_floor.py (a plain UNO
+client, none of intake's code) and timed around load, store and close. LibreOffice's own time
+varies by half from minute to minute on a shared machine, so intake and floor runs alternate
+(--warm-runs pairs, 25 by default) and each figure is the median of its runs. Each format runs
+in a fresh child process so memory figures do not mix.
 """
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import multiprocessing
 import resource
 import statistics
@@ -37,6 +43,7 @@ from tests.corpus import build, files  # noqa: E402
 BATCH = 12   # the "a dozen .doc files in one email" case
 DOCX_TARGET = 5.0   # a .docx form at most this many times its floor
 WARM_TARGET = 1.5   # a legacy form in `intake run`, at most this many times a running LibreOffice's
+WARM_RUNS = 25      # LibreOffice's own time varies by half between runs on a loaded machine
 
 
 def corpus() -> dict[str, list[tuple[str, bytes]]]:
@@ -67,43 +74,57 @@ def floor_pdf(data: bytes) -> None:
         pdf.pages[0].extract_text()
 
 
-class WarmIntake:
-    """intake's reading of the attachments as `intake run` does it: LibreOffice kept running."""
-
-    def __init__(self, atts):
-        self.atts, self.context = atts, None
-
-    def __call__(self):
-        from parsers.convert import warm_office
-        if self.context is None:
-            self.context = warm_office()
-            self.context.__enter__()
-        read_attachments(self.atts)
-
-    def close(self):
-        if self.context is not None:
-            self.context.__exit__(None, None, None)
+UNO_FLOOR = Path(__file__).with_name("uno_floor.py")
 
 
-class RunningOffice:
-    """The floor: a LibreOffice already running, converting the same file over UNO."""
+def intake_run_pair(atts, data: bytes, ext: str, runs: int) -> tuple[float, float]:
+    """(median ms of intake reading the email as `intake run` does, median ms of the same
+    LibreOffice converting the same file over UNO with nothing of intake around it), measured
+    in a fresh process, the two interleaved (alternating which goes first) so that a change in
+    the machine's load or in LibreOffice's own pace falls on both alike."""
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_pair_child, args=(sender, atts, data, ext, runs))
+    child.start()
+    result = receiver.recv()
+    child.join()
+    return result
 
-    def __init__(self, data: bytes, ext: str):
-        self.data, self.ext, self.office = data, ext, None
 
-    def __call__(self):
-        from parsers.convert import WarmOffice
-        if self.office is None:
-            self.office = WarmOffice("soffice")
-            self.office._start(time.monotonic() + 120)
-            self.source = self.office.work / f"in.{self.ext}"
-            self.source.write_bytes(self.data)
-        self.office._send({"in": str(self.source), "out": str(self.office.work / "out.docx")})
-        assert self.office._answer(time.monotonic() + 120)["ok"]
+def _pair_child(sender, atts, data: bytes, ext: str, runs: int) -> None:
+    from parsers.convert import UNO_PYTHON, warm_office
+    with warm_office() as office, tempfile.TemporaryDirectory(prefix="bench-uno-") as tmp:
+        assert office is not None, "the `intake run` rows need python3-uno"
+        read_attachments(atts)   # starts the LibreOffice, imports and caches warm
+        source = Path(tmp) / f"in.{ext}"
+        source.write_bytes(data)
+        floor = subprocess.Popen([UNO_PYTHON, str(UNO_FLOOR), office.pipe], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        assert json.loads(floor.stdout.readline())["ready"]
 
-    def close(self):
-        if self.office is not None:
-            self.office.close()
+        def floor_ms() -> float:
+            floor.stdin.write(json.dumps({"in": str(source), "out": f"{tmp}/out.docx"}) + "\n")
+            floor.stdin.flush()
+            return json.loads(floor.stdout.readline())["ms"]
+
+        def intake_ms() -> float:
+            started = time.perf_counter()
+            read_attachments(atts)
+            return (time.perf_counter() - started) * 1000
+
+        floor_ms()
+        ours, floors = [], []
+        for i in range(runs):
+            if i % 2:
+                floors.append(floor_ms())
+                ours.append(intake_ms())
+            else:
+                ours.append(intake_ms())
+                floors.append(floor_ms())
+        floor.stdin.close()
+        floor.wait()
+        assert office.converted == runs + 1 and Path(f"{tmp}/out.docx").stat().st_size > 0   # both converted
+    sender.send((statistics.median(ours), statistics.median(floors)))
 
 
 class WarmSoffice:
@@ -150,6 +171,8 @@ def _measure_child(sender, task, runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--warm-runs", type=int, default=WARM_RUNS,
+                        help="interleaved runs of the `intake run` rows and their floor")
     parser.add_argument("--json", help="also write the figures here, for bench/run_all.py")
     args = parser.parse_args()
     runs = args.runs
@@ -184,8 +207,7 @@ def main() -> None:
         print(line)
         out.append(figure)
         if fmt in warm:
-            ms = measure(WarmIntake(atts[:1]), runs)[0]
-            floor_ms = measure(RunningOffice(warm[fmt], fmt), runs)[0]
+            ms, floor_ms = intake_run_pair(atts[:1], warm[fmt], fmt, args.warm_runs)
             ratio = ms / floor_ms
             print(f"{fmt + ' (intake run)':<22}{ms:>9.1f}{'':>17}   {'running LibreOffice':<18}{floor_ms:>8.1f}{ratio:>7.1f}")
             out.append(figures.Figure("parsers", f"{fmt} in intake run (LibreOffice kept running): ms per form",

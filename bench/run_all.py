@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import figures  # noqa: E402
+from bench import compile_project, figures  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BENCHES = {   # name → (arguments, arguments with --quick)
@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated: " + ",".join(BENCHES))
     parser.add_argument("--markdown", action="store_true", help="the summary as a Markdown table too")
     args = parser.parse_args()
+    compile_project()
     names = args.only.split(",") if args.only else list(BENCHES)
     unknown = set(names) - set(BENCHES)
     if unknown:

@@ -8,10 +8,12 @@ other), ASCII file names, resource limits and a timeout that kills the whole pro
 The long-running worker (`intake run`) keeps one LibreOffice running instead (`warm_office`):
 started at the first legacy file with its own private profile and the same memory limit,
 listening on a private UNO pipe, driven by parsers/uno_convert.py under the system python3
-(python3-uno). A conversion then costs what LibreOffice spends on the file, not a start-up
-of 1–3 s. A file that outlives its time gets TIMED_OUT and the LibreOffice is killed (its whole
-process group) and started afresh for the next; so is one that died or stopped answering.
-Where python3-uno is missing, every call starts its own soffice as above.
+(python3-uno), for documents and spreadsheets alike. A conversion then costs what LibreOffice
+spends on the file, not a start-up of 1–3 s. A file that outlives its time gets TIMED_OUT and
+the LibreOffice is killed (its whole process group) and started afresh for the next; so is one
+that died or stopped answering, and one that has grown past RESTART_RSS_BYTES or converted
+RESTART_AFTER files is replaced before the next file. Where python3-uno is missing, every call
+starts its own soffice as above.
 """
 from __future__ import annotations
 
@@ -51,6 +53,9 @@ _SOFFICE_NAMES = ("soffice", "libreoffice")
 UNO_PYTHON = "/usr/bin/python3"    # the python python3-uno belongs to (not intake's venv)
 UNO_HELPER = Path(__file__).with_name("uno_convert.py")
 START_SECONDS = 60                 # a warm LibreOffice's start-up, on a slow box
+RESTART_AFTER = 200                # files a warm LibreOffice converts before it is replaced
+RESTART_RSS_BYTES = 1 << 30        # resident memory past which it is replaced before the next file
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 _warm: "WarmOffice | None" = None
 
@@ -75,14 +80,14 @@ def _converted(files: list[tuple[bytes, str]], target: str, filter_name: str,
     if soffice is None:
         log.warning("LibreOffice (soffice) not found: legacy documents cannot be read")
         return [UnreadableFile(no_converter) for _ in files]
+    seconds = BASE_SECONDS + SECONDS_PER_FILE * len(files)
+    if max_seconds is not None:
+        seconds = max(1, min(seconds, int(max_seconds)))
+    if _warm is not None:
+        return _warm.convert(files, target, filter_name, seconds)
     with tempfile.TemporaryDirectory(prefix="intake-convert-") as tmp:
         work = Path(tmp)
         inputs = _write_inputs(work / "in", files)
-        seconds = BASE_SECONDS + SECONDS_PER_FILE * len(files)
-        if max_seconds is not None:
-            seconds = max(1, min(seconds, int(max_seconds)))
-        if _warm is not None and target == "docx":   # the warm one converts to .docx only
-            return _warm.convert(inputs, work / "out", seconds)
         timed_out = _run(soffice, work, inputs, seconds, f"{target}:{filter_name}")
         reason = timed_out_reason if timed_out else failed
         return [_output(work / "out" / f"{path.stem}.{target}", reason) for path in inputs]
@@ -90,16 +95,17 @@ def _converted(files: list[tuple[bytes, str]], target: str, filter_name: str,
 
 @contextlib.contextmanager
 def warm_office():
-    """Inside, conversions go to one LibreOffice kept running (started when first needed)."""
+    """Inside, conversions go to one LibreOffice kept running (started when first needed); as
+    the WarmOffice, or None where there is no python3-uno."""
     global _warm
     soffice = _soffice()
     if soffice is None or not uno_available():
         log.info("python3-uno not found: each legacy document starts its own LibreOffice")
-        yield
+        yield None
         return
     _warm = WarmOffice(soffice)
     try:
-        yield
+        yield _warm
     finally:
         office, _warm = _warm, None
         office.close()
@@ -116,46 +122,86 @@ def uno_available() -> bool:
 
 class WarmOffice:
     """One LibreOffice with a private profile, listening on a private pipe, and the UNO client
-    (parsers/uno_convert.py) that hands it one file at a time."""
+    (parsers/uno_convert.py) that hands it one file at a time. Before each file it is replaced
+    when it has died, holds more than RESTART_RSS_BYTES or has converted RESTART_AFTER files
+    (LibreOffice's caches and leaks grow with the documents it has seen)."""
 
     def __init__(self, soffice: str):
         self.soffice = soffice
         self.work: Path | None = None
         self.office: subprocess.Popen | None = None
         self.client: subprocess.Popen | None = None
+        self.pipe = ""      # the UNO pipe the running LibreOffice listens on
+        self.converted = 0  # files this LibreOffice has been given
         self._buffer = b""
 
-    def convert(self, inputs: list[Path], out: Path, seconds: float) -> list[bytes | UnreadableFile]:
-        """Each input converted into `out`, all within `seconds`; in the order given."""
-        out.mkdir(exist_ok=True)
+    def convert(self, files: list[tuple[bytes, str]], target: str, filter_name: str,
+                seconds: float) -> list[bytes | UnreadableFile]:
+        """Each (data, extension) converted to `target` with `filter_name`, all within
+        `seconds`; in the order given."""
         deadline = time.monotonic() + seconds
-        results = []
-        for source in inputs:
-            target = out / f"{source.stem}.docx"
-            results.append(self._one(source, target, deadline))
-        return results
+        return [self._one(data, ext, target, filter_name, deadline) for data, ext in files]
 
-    def _one(self, source: Path, target: Path, deadline: float) -> bytes | UnreadableFile:
+    def _one(self, data: bytes, ext: str, target: str, filter_name: str,
+             deadline: float) -> bytes | UnreadableFile:
+        failed, timed_out, _ = _REASONS[target]
         try:
+            self._replace_if_unwell()
             if self.client is None:
                 self._start(deadline)
-            self._send({"in": str(source), "out": str(target)})
+            # ASCII names in the LibreOffice's own folder, reused from file to file.
+            source, result = self.work / f"in.{ext}", self.work / f"out.{target}"
+            source.write_bytes(data)
+            result.unlink(missing_ok=True)
+            self.converted += 1
+            self._send({"in": str(source), "out": str(result), "filter": filter_name})
             answer = self._answer(deadline)
         except TimeoutError:
-            log.warning("LibreOffice took too long over %s: killed, restarted for the next file", source.name)
+            log.warning("LibreOffice took too long over a .%s file: killed, restarted for the next file", ext)
             self.close()
-            return UnreadableFile(TIMED_OUT)
+            return UnreadableFile(timed_out)
         except OSError as exc:   # it died, or never came up
             log.warning("LibreOffice stopped answering (%s): restarted for the next file", exc)
             self.close()
-            return UnreadableFile(FAILED)
+            return UnreadableFile(failed)
         if not answer.get("ok") and self.office is not None and self.office.poll() is not None:
             self.close()   # the file took LibreOffice down with it
-        return _output(target, FAILED)
+        output = _output(result, failed)
+        source.unlink(missing_ok=True)
+        result.unlink(missing_ok=True)
+        return output
+
+    def _replace_if_unwell(self) -> None:
+        if self.client is None:
+            return
+        if self.office.poll() is not None or self.client.poll() is not None:
+            why = "it had exited"
+        elif self.converted >= RESTART_AFTER:
+            why = f"after {self.converted} files"
+        elif self.rss() > RESTART_RSS_BYTES:
+            why = f"it held {self.rss() >> 20} MiB"
+        else:
+            return
+        log.info("LibreOffice restarted: %s", why)
+        self.close()
+
+    def rss(self) -> int:
+        """Resident bytes of the running LibreOffice: its launcher and the soffice.bin it started."""
+        if self.office is None:
+            return 0
+        pids = [str(self.office.pid)]
+        for children in Path(f"/proc/{self.office.pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pids += children.read_text().split()
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+        return total
 
     def _start(self, deadline: float) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="intake-office-"))
-        pipe = f"intake-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.pipe = pipe = f"intake-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.office = subprocess.Popen(
             [self.soffice, "--headless", "--invisible", "--norestore", "--nologo", "--nodefault",
              "--nolockcheck", f"-env:UserInstallation={(self.work / 'profile').as_uri()}",
@@ -167,6 +213,7 @@ class WarmOffice:
             [UNO_PYTHON, str(UNO_HELPER), pipe, str(START_SECONDS)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=self.work, start_new_session=True)
         self._buffer = b""
+        self.converted = 0
         if not self._answer(max(deadline, time.monotonic() + START_SECONDS)).get("ready"):
             raise OSError("LibreOffice did not start")
 

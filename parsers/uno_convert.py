@@ -4,8 +4,9 @@ files with a LibreOffice that is already running, reached over its UNO pipe.
     /usr/bin/python3 parsers/uno_convert.py PIPE_NAME CONNECT_SECONDS
 
 Prints {"ready": true} once connected; then reads one request a line on stdin,
-{"in": path, "out": path}, and answers each with one line, {"ok": true} or {"ok": false,
-"error": "..."}. The paths are files intake wrote in its private scratch directory.
+{"in": path, "out": path, "filter": LibreOffice's export filter, e.g. "MS Word 2007 XML"},
+and answers each with one line, {"ok": true} or {"ok": false, "error": "..."}. The paths are
+files intake wrote in the LibreOffice's private folder.
 """
 import json
 import sys
@@ -35,13 +36,13 @@ def connect(pipe: str, seconds: float):
             time.sleep(0.1)
 
 
-def convert(desktop, source: str, target: str) -> None:
+def convert(desktop, source: str, target: str, filter_name: str) -> None:
     doc = desktop.loadComponentFromURL(uno.systemPathToFileUrl(source), "_blank", 0, (
         _prop("Hidden", True), _prop("ReadOnly", True)))
     if doc is None:
         raise RuntimeError("LibreOffice could not open the file")
     try:
-        doc.storeToURL(uno.systemPathToFileUrl(target), (_prop("FilterName", "MS Word 2007 XML"),))
+        doc.storeToURL(uno.systemPathToFileUrl(target), (_prop("FilterName", filter_name),))
     finally:
         doc.close(True)
 
@@ -52,7 +53,7 @@ def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            convert(desktop, request["in"], request["out"])
+            convert(desktop, request["in"], request["out"], request["filter"])
             answer = {"ok": True}
         except Exception as exc:  # noqa: BLE001 — a bad file is the file's fault, the next one goes on
             answer = {"ok": False, "error": type(exc).__name__}

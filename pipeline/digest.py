@@ -189,36 +189,42 @@ def build_figures(store, settings: Settings, date: dt.date, now: dt.datetime) ->
 
 def status_figures(store, settings: Settings, now: dt.datetime) -> DigestFigures:
     """The figures of `intake status`: the digest's as of now, read from the store's small
-    tables (Store.mirrored: each submission's brief, the unsettled replies, each candidate's
-    first and latest version) instead of every email, reply and version, so the command costs
-    about the same in July as in June. Two figures of the digest are not made here, since status
-    does not show them: the list of emails new since the previous digest (`new`, `new_skipped`)
-    and the questions' words. A store not mirrored yet (written by an older intake, not yet
-    opened by a writer) is read whole, as the digest reads it."""
+    tables (Store.mirrored: per-county tallies of the emails, the emails of unregistered senders
+    and the open questions, the unsettled replies, each candidate's first and latest version)
+    instead of every email, reply and version, so the command costs the same in July as in June.
+    Two figures of the digest are not made here, since status does not show them: the emails new
+    since the previous digest (`new`, `new_skipped`) and the questions' words. A store not
+    mirrored yet (written by an older intake, not yet opened by a writer) is read whole, as the
+    digest reads it."""
     if not store.mirrored:
         return build_figures(store, settings, local_today(settings, now), now)
     date = local_today(settings, now)
     cutoff = cutoff_for(date, settings, now)
     previous = store.digests.latest_before(date.isoformat())
     candidates = in_county_order(store.candidates.all_with_ends(), settings)
-    submissions = [s for s in store.submissions.all_briefs()
-                   if dt.datetime.fromisoformat(s["received_at"]) <= cutoff]
-    rows = rows_for(candidates, submissions, settings)
+    watched = store.submissions.to_watch()
+    tally = store.submissions.tally()
+    rows = rows_for(candidates, [], settings)
+    for row in rows:
+        row.emails = tally.get(row.county, {}).get("emails", 0)
+        row.last_submission = tally.get(row.county, {}).get("last", "")
     deadline = settings.campaign.submission_deadline
     return DigestFigures(
         date=date, cutoff=cutoff,
         previous_cutoff=dt.datetime.fromisoformat(previous["cutoff"]) if previous else None,
         deadline=deadline, days_left=(deadline - date).days,
-        totals=_totals(rows, submissions), rows=rows,
+        totals=_totals(rows, emails=sum(t["emails"] for t in tally.values()),
+                       skipped=sum(t["skipped"] for t in tally.values())),
+        rows=rows,
         waiting=[WaitingCounty(r.county, r.emails) for r in rows if not r.has_candidates],
         new=[], new_skipped=0,
         problems=_open_problems(candidates),
-        unknown_senders=_unknown_senders(submissions, settings),
+        unknown_senders=_unknown_senders(watched, settings),
         failed_replies=_failed_replies(store.outbox.unsettled_replies(), settings),
         unsealed=_unsealed(candidates),
         questions=[PersonQuestion(q["message_id"], q.get("county") or "", q.get("from", ""),
                                   q.get("subject", ""), q["received_at"], "")
-                   for q in open_questions(submissions, cutoff)],
+                   for q in open_questions(watched, cutoff)],
         reminders=[SentReminder(r["county"], r["missing"], r["deadline"])
                    for r in store.reminders.on(date.isoformat())],
         reviews=_reviews(candidates, cutoff),
@@ -241,17 +247,22 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
-def _totals(rows: list[CountyRow], submissions: list[dict]) -> Totals:
+def _totals(rows: list[CountyRow], submissions: list[dict] = (), emails: int | None = None,
+            skipped: int | None = None) -> Totals:
+    """The day's totals; the emails answered and skipped counted from `submissions`, unless
+    given (status counts them from the store's tallies)."""
     def total(attr: str) -> int:
         return sum(getattr(r, attr) for r in rows)
+    if emails is None:
+        emails = sum(1 for s in submissions if s["status"] != "skipped")
+        skipped = sum(1 for s in submissions if s["status"] == "skipped")
     return Totals(
         counties=len(rows), counties_with_candidates=sum(r.has_candidates for r in rows),
         candidates=total("places_used"), accepted=total("accepted"),
         needs_correction=total("needs_correction"), rejected=total("rejected"),
         withdrawn=total("withdrawn"), places_used=total("places_used"),
         places_total=sum(r.places_max for r in rows), reports=total("reports"),
-        emails=sum(1 for s in submissions if s["status"] != "skipped"),
-        skipped=sum(1 for s in submissions if s["status"] == "skipped"))
+        emails=emails, skipped=skipped)
 
 
 def _since(submissions: list[dict], previous_cutoff: dt.datetime | None) -> list[dict]:
@@ -301,11 +312,11 @@ def _unsealed(candidates: list[dict]) -> list[Unsealed]:
 def _unknown_senders(submissions: list[dict], settings: Settings) -> list[UnknownSender]:
     """Addresses not registered for any county (and still not registered now), by address."""
     found: dict[str, UnknownSender] = {}
-    for sub in sorted(submissions, key=lambda s: s["received_at"]):
-        unknown = "unknown-sender" in (sub.get("problems") or []) or \
-            sub.get("reason") == UNKNOWN_WITHOUT_DOCUMENTS
+    unknown = [s for s in submissions if "unknown-sender" in (s.get("problems") or ())
+               or s.get("reason") == UNKNOWN_WITHOUT_DOCUMENTS]
+    for sub in sorted(unknown, key=lambda s: s["received_at"]):
         address = (sub.get("from") or "").lower()
-        if not unknown or not address or settings.county_of(address) is not None:
+        if not address or settings.county_of(address) is not None:
             continue
         seen = found.setdefault(address, UnknownSender(address, 0, "", ""))
         seen.emails += 1

@@ -3,10 +3,12 @@
 review pack reads the store, for the photos."""
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as dt
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -73,7 +75,7 @@ CANDIDATE_COLUMNS = (
     Column("状态", 7, lambda c: STATUS_WORDS.get(c["status"], c["status"])),
     Column("问题", 30, lambda c: "\n".join(problem_sentences(c))),
     Column("评审", 12, lambda c: _review(c)),
-    Column("版本数", 5, lambda c: len(c.get("versions") or [])),
+    Column("版本数", 5, lambda c: c["version_count"] if "version_count" in c else len(c.get("versions") or [])),
     Column("报告题目", 16, _report("title")),
     Column("报告字数", 7, _report("chars")),
     Column("最近报送时间", 16, lambda c: _local(c.get("updated_at") or _last_version_time(c))),
@@ -166,9 +168,10 @@ def _csv_cell(header: str, text: str) -> str:
 
 # ----------------------------------------------------------------------- xlsx
 
-_HEADER_FONT = Font(bold=True, color="FFFFFF")
-_HEADER_FILL = PatternFill("solid", fgColor="1F4E79")
-_WRAP = Alignment(wrap_text=True, vertical="top")
+_HEADER = {"font": Font(bold=True, color="FFFFFF"), "fill": PatternFill("solid", fgColor="1F4E79"),
+           "alignment": Alignment(horizontal="center", vertical="center", wrap_text=True)}
+_WRAPPED = {"alignment": Alignment(wrap_text=True, vertical="top")}
+_WHEN = {**_WRAPPED, "number_format": "yyyy-mm-dd hh:mm"}
 
 
 def roster_xlsx(candidates: list[dict], submissions: list[dict], settings: Settings) -> bytes:
@@ -186,24 +189,50 @@ def roster_xlsx(candidates: list[dict], submissions: list[dict], settings: Setti
 
 def _sheet(ws, title: str, columns: tuple[Column, ...], records: list) -> None:
     ws.title = title
-    ws.append([c.header for c in columns])
-    for cell in ws[1]:
-        cell.font, cell.fill = _HEADER_FONT, _HEADER_FILL
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    for record in records:
-        ws.append([col.value(record) for col in columns])
+    widths = [c.width for c in columns]
+    styles = _Styles(ws)
+    _row(ws, 1, [c.header for c in columns], widths, styles, _HEADER)
+    for number, record in enumerate(records, start=2):
+        _row(ws, number, [col.value(record) for col in columns], widths, styles)
     for i, col in enumerate(columns, start=1):
         ws.column_dimensions[get_column_letter(i)].width = col.width
-    for row in ws.iter_rows(min_row=2):
-        for cell in row:
-            cell.alignment = _WRAP
-            if isinstance(cell.value, dt.datetime):
-                cell.number_format = "yyyy-mm-dd hh:mm"
     ws.freeze_panes = "A2"
     if records:
         ws.auto_filter.ref = ws.dimensions
-    _row_heights(ws, columns)
     _print_setup(ws)
+
+
+def _row(ws, number: int, values: list, widths: list[int], styles: "_Styles", style: dict | None = None) -> None:
+    """One row, styled, as tall as its wrapped text (Excel and LibreOffice do not grow a row for
+    wrapped text written by a program): lines per cell estimated from the column's width, a CJK
+    character counting two. An empty value makes no cell (a cell holding "" shows the same)."""
+    ws.append([None if value == "" else value for value in values])
+    for column, value in enumerate(values, start=1):
+        if value != "":
+            styles.give(ws.cell(number, column),
+                        style or (_WHEN if isinstance(value, dt.datetime) else _WRAPPED))
+    lines = max((_lines(_text(value), width) for value, width in zip(values, widths)
+                 if value is not None), default=1)
+    ws.row_dimensions[number].height = min(_MAX_ROW_POINTS, _LINE_POINTS * max(lines, 1) + 3)
+
+
+class _Styles:
+    """Gives cells a style made once per sheet: setting a font or an alignment on a cell makes
+    openpyxl look the style objects up again by hash (about half the time of styling a cell);
+    a cell that takes the style ids of one already styled gets the same look for a copy of a
+    small array."""
+
+    def __init__(self, ws):
+        self.made: dict[int, object] = {}
+
+    def give(self, cell, style: dict) -> None:
+        made = self.made.get(id(style))
+        if made is None:
+            for name, value in style.items():
+                setattr(cell, name, value)
+            self.made[id(style)] = copy.copy(cell._style)
+        else:
+            cell._style = copy.copy(made)
 
 
 def _print_setup(ws) -> None:
@@ -221,23 +250,15 @@ def _print_setup(ws) -> None:
 
 _LINE_POINTS = 15      # one line of 11 pt text
 _MAX_ROW_POINTS = 409  # Excel's limit
-
-
-def _row_heights(ws, columns: tuple[Column, ...]) -> None:
-    """Rows tall enough for their wrapped text (Excel and LibreOffice do not grow a row for
-    wrapped text written by a program): lines per cell estimated from the column's width,
-    a CJK character counting two."""
-    widths = [c.width for c in columns]
-    for row in ws.iter_rows(min_row=1):
-        lines = max((_lines(_text(cell.value), width) for cell, width in zip(row, widths)
-                     if cell.value is not None), default=1)
-        ws.row_dimensions[row[0].row].height = min(_MAX_ROW_POINTS, _LINE_POINTS * max(lines, 1) + 3)
+_WIDE = re.compile("[\u2e81-\U0010ffff]")   # characters that take two columns' width
 
 
 def _lines(text: str, width: int) -> int:
+    if 2 * len(text) < width and "\n" not in text:
+        return 1   # the common short cell, even if every character is wide
     total = 0
     for paragraph in text.split("\n"):
-        units = sum(2 if ord(ch) > 0x2E80 else 1 for ch in paragraph)
+        units = len(paragraph) + len(_WIDE.findall(paragraph))
         total += max(1, -(-units // max(width - 1, 1)))
     return total
 
@@ -352,11 +373,13 @@ def export_bytes(fmt: str, store, settings: Settings) -> bytes:
     """The whole roster in `fmt` (json, csv, xlsx or docx), as the file's bytes."""
     if fmt == "json":
         return (json.dumps(export_roster(store), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-    candidates = store.candidates.all()
+    if fmt == "docx":
+        return review_pack_docx(store.candidates.all(), settings, store.files)
+    # The sheets show each candidate's number of versions, its latest one's problems and time:
+    # its first and latest version (candidate_ends) are enough, not its whole history.
+    candidates = store.candidates.all_with_ends() if store.mirrored else store.candidates.all()
     if fmt == "csv":
         return roster_csv(candidates, settings)
     if fmt == "xlsx":   # the only one with a sheet of the emails: the others never read them
         return roster_xlsx(candidates, store.submissions.all(), settings)
-    if fmt == "docx":
-        return review_pack_docx(candidates, settings, store.files)
     raise ValueError(f"unknown export format {fmt!r}")

@@ -226,9 +226,9 @@ def _answered_repeats(store, sender: str, files: list[dict], now: dt.datetime) -
     # to=: only this sender's replies are looked at (the outbox's index), not the day's.
     replies = store.outbox.recent(now - REPEAT_WINDOW, lambda r: r.get("kind") == "reply"
                                   and r["to"].strip().lower() == sender, to=sender)
-    earlier = [store.submissions.get(r["submission_id"]) for r in reversed(replies)]
-    return [s for s in earlier
-            if s and sorted(f.get("sha256") or "" for f in s.get("files") or []) == hashes]
+    same = [r["submission_id"] for r in reversed(replies)
+            if sorted(store.submissions.file_hashes(r["submission_id"])) == hashes]
+    return [store.submissions.get(message_id) for message_id in same]
 
 
 def _received(submission: dict, settings: Settings) -> dt.datetime:

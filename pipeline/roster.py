@@ -17,8 +17,9 @@ SUBMISSION_KEYS = ("message_id", "from", "county", "received_at", "subject", "st
 
 def export_roster(store) -> dict:
     """SPEC §6: {"candidates": [...], "submissions": [...]}, candidates in county then name order."""
-    candidates = sorted(store.candidates.all(), key=lambda c: (c["county"], c["name"]))
-    submissions = sorted(store.submissions.all(), key=lambda s: s["received_at"])
+    # Read, never changed: the stored documents themselves, not copies of 50,000 of them.
+    candidates = sorted(store.candidates.all(detached=False), key=lambda c: (c["county"], c["name"]))
+    submissions = sorted(store.submissions.all(detached=False), key=lambda s: s["received_at"])
     return {
         "candidates": [{k: c.get(k) for k in CANDIDATE_KEYS} for c in candidates],
         "submissions": [{k: s.get(k) for k in SUBMISSION_KEYS} for s in submissions],

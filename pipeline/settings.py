@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -224,6 +223,8 @@ SECTIONS = ("mailbox", "smtp", "store", "campaign", "digest", "reminders", "coun
 
 
 def _suggestion(name: str, known) -> str:
+    import difflib   # only for a misspelt key: every command loads the settings
+
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else f" (known: {', '.join(sorted(known))})"
 

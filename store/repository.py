@@ -11,6 +11,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import operator
 import os
 import pwd
 from collections.abc import MutableMapping
@@ -86,17 +87,23 @@ class Store:
         self.files = FileStore(Path(files_dir))
         self.meta = Meta(self.db.table("meta"), self._changed)
         self.submissions = Submissions(self.db.table("submissions"), self._changed,
-                                       self.db.table("submission_briefs"))
+                                       self.db.table("submissions_to_watch"), self.db.table("submission_tallies"))
         self.candidates = Candidates(self.db.table("candidates"), self._changed,
                                      self.db.table("candidate_versions"), self.db.table("candidate_ends"))
         self.ledger = Ledger(self.db.table("ledger"), self._changed)
         self.outbox = Outbox(self.db.table("outbox"), self._changed, self.files,
-                             self.db.table("outbox_unsettled"))
+                             self.db.table("outbox_unsettled"), mirrored=lambda: self.mirrored)
         self.digests = Digests(self.db.table("digests"), self._changed)
         self.failures = Failures(self.db.table("failures"), self._changed)
         self.reminders = Reminders(self.db.table("reminders"), self._changed)
         self.counters = Counters(self.db.table("counters"), self._changed)
         self.pauses = ServerPauses(self.db.table("server_pauses"), self._changed)
+        # What each table's documents are found by, kept on their snapshot lines
+        # (store/storage.py) so the indexes are built without decoding every document.
+        self._storage.key_functions.update({
+            repo.table.name: operator.itemgetter(repo.key)
+            for repo in self._repositories() if isinstance(repo, _Keyed)})
+        self._storage.key_functions["candidate_versions"] = _candidate_key
         self._lock_fh = None
 
     def _make_storage(self, path):
@@ -110,17 +117,22 @@ class Store:
     @property
     def mirrored(self) -> bool:
         """Whether the small tables a read-only command reads instead of the large ones
-        (submission_briefs, outbox_unsettled, candidate_ends) are there and kept. A store written
+        (submission_tallies, submissions_to_watch, outbox_unsettled, candidate_ends) are there
+        and kept. A store written
         by an older intake gets them when a writer next opens it (`lock`); until then readers
-        read the large tables."""
-        doc = self.meta.get("mirrors")
-        return bool(doc) and doc.get("version") == MIRRORS_VERSION
+        read the large tables. Once there, they stay."""
+        if not getattr(self, "_mirrored", False):
+            doc = self.meta.get("mirrors")
+            self._mirrored = bool(doc) and doc.get("version") == MIRRORS_VERSION
+        return self._mirrored
 
     def _build_mirrors(self) -> None:
         """Write the mirror tables from the large ones, once, in one commit (see `mirrored`)."""
         if self.mirrored:
             return
         self._changes = []
+        briefs = self.db.table("submission_briefs")   # version 1's, no longer kept
+        self._changed(briefs.name, briefs.remove(doc_ids=[int(i) for i in _raw(briefs)]))
         self.submissions.mirror_all()
         self.outbox.mirror_all()
         self.candidates.mirror_all()
@@ -293,11 +305,22 @@ def _copy(value):
 
 
 def _raw(table) -> dict:
-    """The table's stored documents, {str doc id: doc}, without TinyDB's per-document wrapping."""
+    """The table's stored documents, {str doc id: doc}, without TinyDB's per-document wrapping
+    (each decoded when first used: store/storage.py)."""
     return table._read_table()
 
 
-MIRRORS_VERSION = 1
+def _keys_by_id(table) -> dict[str, str]:
+    """{str doc id: the document's key} of a table with a key function, without decoding it."""
+    return table.storage.keys_by_id(table.name)
+
+
+def _candidate_key(doc: dict) -> str:
+    """A version's candidate: county and name, as one key."""
+    return f"{doc['county']}/{doc['name']}"
+
+
+MIRRORS_VERSION = 2   # 1 had every submission's brief; 2 tallies them and keeps the few status lists
 
 
 class _Mirror:
@@ -328,9 +351,9 @@ class _Mirror:
             self._changed(self.table.name, self.table.remove(doc_ids=[doc_id]))
 
     def docs(self) -> list[dict]:
-        """The mirrored documents in the large table's order, detached."""
-        raw = _raw(self.table)
-        return [_plain(raw[k]) for k in sorted(raw, key=int)]
+        """The mirrored documents in the large table's order; each a copy, its nested values
+        shared with the store (read them, do not change them)."""
+        return [dict(doc) for _, doc in sorted(_raw(self.table).items(), key=lambda item: int(item[0]))]
 
     def rebuild(self, large: dict) -> None:
         """Mirror every document of `large` ({str doc id: doc}) and drop the rest."""
@@ -348,8 +371,11 @@ class _Repository:
         self.table = table
         self._changed = changed
 
-    def all(self) -> list[dict]:
-        return [_plain(d) for d in self.table.all()]
+    def all(self, detached: bool = True) -> list[dict]:
+        """Every document, in the order stored. `detached=False`: the stored documents themselves,
+        for a reader that only reads them (an export of 50,000): do not change them."""
+        docs = _raw(self.table).values()   # values(): decoded in one go
+        return [_plain(d) for d in docs] if detached else list(docs)
 
     def forget(self) -> None:
         """Drop cached query results after a rollback."""
@@ -394,7 +420,7 @@ class _Keyed(_Repository):
     @property
     def ids(self) -> dict[str, int]:
         if self._ids is None:
-            self._ids = {doc[self.key]: int(i) for i, doc in _raw(self.table).items()}
+            self._ids = {key: int(i) for i, key in _keys_by_id(self.table).items()}
         return self._ids
 
     def __contains__(self, key: str) -> bool:
@@ -425,50 +451,157 @@ class _Keyed(_Repository):
 
 BRIEF_KEYS = ("message_id", "county", "from", "received_at", "status", "subject", "reason", "problems",
               "answered_at")
+NEEDS_PERSON = "needs-person"   # pipeline.rules.NEEDS_PERSON: a question for the contact
 
 
 def _submission_brief(doc: dict) -> dict:
     return {k: doc[k] for k in BRIEF_KEYS if k in doc}
 
 
+def _brief_to_watch(doc: dict) -> dict | None:
+    """The submissions `intake status` lists one by one: a sender registered for no county,
+    a question not answered yet."""
+    if not doc.get("county") or (doc.get("status") == NEEDS_PERSON and not doc.get("answered_at")):
+        return _submission_brief(doc)
+    return None
+
+
 class Submissions(_Keyed):
-    """One document per email read, keyed by its Message-ID. Each has a brief in the
-    submission_briefs table (BRIEF_KEYS: who, when, what became of it), which is what
-    `intake status` reads: a third of the size, without the files, origins and words."""
+    """One document per email read, keyed by its Message-ID. Beside them, for `intake status`:
+    per county, how many emails were answered or skipped and when the latest answered one came
+    (submission_tallies), and the brief (BRIEF_KEYS) of each email status lists one by one
+    (submissions_to_watch: an unregistered sender's, an open question), so status reads tens of
+    documents whatever the season's size."""
 
     key = "message_id"
 
-    def __init__(self, table, changed, briefs):
+    def __init__(self, table, changed, watched, tallies):
         super().__init__(table, changed)
-        self.briefs = _Mirror(briefs, changed, _submission_brief)
+        self.watched = _Mirror(watched, changed, _brief_to_watch)
+        self.tallies = tallies
+        self._tally_ids: dict[str, int] | None = None
 
     def forget(self) -> None:
         super().forget()
-        self.briefs.forget()
+        self.watched.forget()
+        self.tallies.clear_cache()
+        self._tally_ids = None
 
     def add(self, doc: dict) -> None:
         if doc[self.key] not in self.ids:
             super().add(doc)
-            self.briefs.put(self.ids[doc[self.key]], doc)
+            self.watched.put(self.ids[doc[self.key]], doc)
+            self._count(None, doc)
 
     def update(self, key: str, **fields) -> None:
-        super().update(key, **fields)
         doc_id = self.ids.get(key)
+        before = _copy(_raw(self.table)[str(doc_id)]) if doc_id is not None else None
+        super().update(key, **fields)
         if doc_id is not None:
-            self.briefs.put(doc_id, _raw(self.table)[str(doc_id)])
+            after = _raw(self.table)[str(doc_id)]
+            self.watched.put(doc_id, after)
+            self._count(before, after)
 
     def remove(self, key: str) -> None:
         doc_id = self.ids.get(key)
+        before = _copy(_raw(self.table)[str(doc_id)]) if doc_id is not None else None
         super().remove(key)
-        self.briefs.remove(doc_id)
+        self.watched.remove(doc_id)
+        if before is not None:
+            self._count(before, None)
 
-    def all_briefs(self) -> list[dict]:
-        """Every submission's brief (BRIEF_KEYS), in the order they were recorded (read from
-        the submission_briefs table: see Store.mirrored)."""
-        return self.briefs.docs()
+    def file_hashes(self, message_id: str) -> list[str]:
+        """The sha256 of each file the email carried ("" for one not kept), without copying the
+        submission: the repeat rule asks this of each reply of the sender's day."""
+        doc_id = self.ids.get(message_id)
+        files = _raw(self.table)[str(doc_id)].get("files") or [] if doc_id is not None else []
+        return [f.get("sha256") or "" for f in files]
+
+    def to_watch(self) -> list[dict]:
+        """The briefs (BRIEF_KEYS) of the emails from senders registered for no county and of the
+        questions not answered yet, in the order they were recorded (see Store.mirrored)."""
+        return self.watched.docs()
+
+    def tally(self) -> dict[str | None, dict]:
+        """county (None: senders registered for none) → {"emails": answered, "skipped": recorded
+        without an answer, "last": when the latest answered one was received, "" if none}."""
+        return {doc["county"] or None: {k: doc[k] for k in ("emails", "skipped", "last")}
+                for doc in _raw(self.tallies).values()}
 
     def mirror_all(self) -> None:
-        self.briefs.rebuild(_raw(self.table))
+        raw = _raw(self.table)
+        self.watched.rebuild(raw)
+        for doc_id in list(_raw(self.tallies)):
+            self._changed(self.tallies.name, self.tallies.remove(doc_ids=[int(doc_id)]))
+        self._tally_ids = None
+        for county, tally in _tallies_of(raw.values()).items():
+            self._put_tally(county, tally)
+
+    # The tallies: each write moves the email's count from what it was to what it is.
+    def _count(self, before: dict | None, after: dict | None) -> None:
+        was, now = _counted(before), _counted(after)
+        if was != now:
+            if was:
+                self._uncount(*was)
+            if now:
+                self._add_count(*now)
+
+    def _add_count(self, county: str, answered: bool, received: str) -> None:
+        tally = self._tally(county)
+        if answered:
+            tally["emails"] += 1
+            tally["last"] = max(tally["last"], received)
+        else:
+            tally["skipped"] += 1
+        self._put_tally(county, tally)
+
+    def _uncount(self, county: str, answered: bool, received: str) -> None:
+        tally = self._tally(county)
+        if not answered:
+            tally["skipped"] -= 1
+        else:
+            tally["emails"] -= 1
+            if received == tally["last"]:   # the latest answered email is no more: look again (rare)
+                same = (d for d in _raw(self.table).values() if (d.get("county") or "") == county)
+                tally["last"] = _tallies_of(same).get(county, {}).get("last", "")
+        self._put_tally(county, tally)
+
+    def _tally(self, county: str) -> dict:
+        doc_id = self.tally_ids.get(county)
+        stored = _raw(self.tallies)[str(doc_id)] if doc_id is not None else {}
+        return {"emails": stored.get("emails", 0), "skipped": stored.get("skipped", 0), "last": stored.get("last", "")}
+
+    def _put_tally(self, county: str, tally: dict) -> None:
+        doc_id = self.tally_ids.get(county)
+        if doc_id is None:
+            self.tally_ids[county] = self.tallies.insert({"county": county, **tally})
+            self._changed(self.tallies.name, [self.tally_ids[county]])
+        else:
+            self._changed(self.tallies.name, self.tallies.update(tally, doc_ids=[doc_id]))
+
+    @property
+    def tally_ids(self) -> dict[str, int]:
+        if self._tally_ids is None:
+            self._tally_ids = {doc["county"]: int(i) for i, doc in _raw(self.tallies).items()}
+        return self._tally_ids
+
+
+def _counted(doc: dict | None) -> tuple[str, bool, str] | None:
+    """(county or "", answered?, received_at): what one email adds to the tallies."""
+    if doc is None:
+        return None
+    return doc.get("county") or "", doc.get("status") != "skipped", doc.get("received_at") or ""
+
+
+def _tallies_of(docs) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for doc in docs:
+        county, counted, received = _counted(doc)
+        tally = out.setdefault(county, {"emails": 0, "skipped": 0, "last": ""})
+        tally["emails" if counted else "skipped"] += 1
+        if counted:
+            tally["last"] = max(tally["last"], received)
+    return out
 
 
 class Candidates(_Repository):
@@ -506,10 +639,13 @@ class Candidates(_Repository):
     def version_ids(self) -> dict[tuple[str, str], list[int]]:
         """(county, name) → the doc ids of its versions, oldest first."""
         if self._versions is None:
-            found: dict[tuple[str, str], list[tuple[int, int]]] = {}
-            for i, doc in _raw(self.history).items():
-                found.setdefault((doc["county"], doc["name"]), []).append((doc["seq"], int(i)))
-            self._versions = {key: [i for _, i in sorted(pairs)] for key, pairs in found.items()}
+            # A candidate's versions are stored in order (added after each other, the extra
+            # ones removed from the end), so their doc ids grow with "seq".
+            found: dict[tuple[str, str], list[int]] = {}
+            for i, key in _keys_by_id(self.history).items():
+                county, _, name = key.partition("/")   # a county (configured) has no "/"
+                found.setdefault((county, name), []).append(int(i))
+            self._versions = {key: sorted(ids) for key, ids in found.items()}
         return self._versions
 
     def get(self, county: str, name: str, history: bool = True) -> dict | None:
@@ -531,20 +667,33 @@ class Candidates(_Repository):
 
     def version_numbers(self, county: str, message_id: str) -> dict[str, int]:
         """name → which version of that candidate of `county` the email `message_id` made (1 for
-        a first form); read from the history without copying it."""
-        made, raw = {}, _raw(self.history)
+        a first form), asked while that email is being judged: its versions are the newest, so
+        each candidate's latest version (candidate_ends) tells, without reading the history."""
+        made, ends = {}, _raw(self.ends.table)
         for name, doc_id in self.by_county.get(county, {}).items():
-            ids = self.version_ids.get((county, name))
-            versions = ([raw[str(i)]["version"] for i in ids] if ids is not None
-                        else _raw(self.table)[str(doc_id)].get("versions") or [])
-            for number in range(len(versions), 0, -1):   # the newest first: usually this email's
-                if versions[number - 1].get("message_id") == message_id:
-                    made[name] = number
-                    break
+            end = ends.get(str(doc_id))
+            if end is not None:
+                if end["last"].get("message_id") == message_id:
+                    made[name] = end["count"]
+                continue
+            made.update(self._version_number_from_history(county, name, doc_id, message_id))
         return made
 
-    def all(self) -> list[dict]:
-        return [self._with_history(i) for i in sorted(int(i) for i in _raw(self.table))]
+    def _version_number_from_history(self, county: str, name: str, doc_id: int, message_id: str) -> dict:
+        """The same, for a candidate without candidate_ends (a store not mirrored yet)."""
+        ids = self.version_ids.get((county, name))
+        versions = ([_raw(self.history)[str(i)]["version"] for i in ids] if ids is not None
+                    else _raw(self.table)[str(doc_id)].get("versions") or [])
+        for number in range(len(versions), 0, -1):   # the newest first: usually this email's
+            if versions[number - 1].get("message_id") == message_id:
+                return {name: number}
+        return {}
+
+    def all(self, detached: bool = True) -> list[dict]:
+        """Every candidate with its versions. `detached=False`: shallow copies sharing their
+        values with the store, for a reader that only reads them: do not change them."""
+        _raw(self.history).values()   # every version is wanted: decoded in one go
+        return [self._with_history(i, detached) for i in sorted(int(i) for i in _raw(self.table))]
 
     def all_with_ends(self) -> list[dict]:
         """Every candidate as it now stands, its "versions" holding only the first and the
@@ -606,12 +755,13 @@ class Candidates(_Repository):
                 ends[doc_id] = {"count": len(versions), "first": versions[0], "last": versions[-1]}
         self.ends.rebuild(ends)
 
-    def _with_history(self, doc_id: int) -> dict:
-        doc = _plain(_raw(self.table)[str(doc_id)])
+    def _with_history(self, doc_id: int, detached: bool = True) -> dict:
+        copy = _copy if detached else (lambda value: value)
+        doc = {k: copy(v) for k, v in _raw(self.table)[str(doc_id)].items()}
         ids = self.version_ids.get((doc["county"], doc["name"]))
         if ids is not None:
             raw = _raw(self.history)
-            doc["versions"] = [_copy(raw[str(i)]["version"]) for i in ids]
+            doc["versions"] = [copy(raw[str(i)]["version"]) for i in ids]
         return doc
 
     def _append_history(self, county: str, name: str, version: dict) -> int:
@@ -658,25 +808,31 @@ class Outbox(_Keyed):
 
     A reply's body (its whole MIME text, most of the outbox's bytes) is kept beside the
     attachments, content-addressed (`raw_sha256`), not in the document every command loads;
-    every reply handed out reads it back the first time its "raw" is asked for. Indexes kept
-    beside the documents find a status's replies, and the replies to an address or in a thread."""
+    every reply handed out reads it back the first time its "raw" is asked for. The replies not
+    settled yet (outbox_unsettled: not sent, or their Sent copy still due) are what each pass and
+    `intake status` look at; an index built newest first, only as far back as asked, finds the
+    recent replies to an address or in a thread."""
 
     key = "reply_id"
 
-    def __init__(self, table, changed, files: "FileStore", unsettled=None):
+    def __init__(self, table, changed, files: "FileStore", unsettled=None, mirrored=lambda: False):
         super().__init__(table, changed)
         self.files = files
-        # The replies not yet settled (not sent, or sent with their Sent copy still due): the
-        # outbox's working set, what `intake status` and each pass look at.
         self.unsettled = _Mirror(unsettled, changed, _unsettled) if unsettled is not None else None
+        self._mirrored = mirrored
 
     def forget(self) -> None:
         super().forget()
         self._statuses = None
-        self._concerning = None
         self._copies = None
+        self._concerning = None     # word → doc ids, newest first
+        self._order = None          # every doc id, newest first
+        self._indexed = 0           # how many of _order the index covers
         if self.unsettled is not None:
             self.unsettled.forget()
+
+    def _settled_apart(self) -> bool:
+        return self.unsettled is not None and self._mirrored()
 
     def unsettled_replies(self) -> list[dict]:
         """Replies not sent yet, failed, undeliverable or uncertain, and sent ones whose copy in
@@ -690,37 +846,51 @@ class Outbox(_Keyed):
     @property
     def copies(self) -> dict[str, str]:
         """reply id → the state of its copy in the Sent folder (`due`, `kept`, `none`, `failed`),
-        for replies that were sent: the copies still due are looked for every pass."""
+        for replies that were sent (a store without outbox_unsettled)."""
         if getattr(self, "_copies", None) is None:
             self._copies = {doc[self.key]: doc["copy"] for doc in _raw(self.table).values() if doc.get("copy")}
         return self._copies
 
     def copies_due(self) -> list[dict]:
         """Sent replies whose copy in the Sent folder is still to be made, oldest first."""
-        due = [self.get(key) for key, state in self.copies.items() if state == "due"]
+        if self._settled_apart():
+            due = [self._reply(d) for d in self.unsettled.docs() if d.get("copy") == "due"]
+        else:
+            due = [self.get(key) for key, state in self.copies.items() if state == "due"]
         return sorted(due, key=lambda r: r.get("sent_at") or "")
 
     @property
     def statuses(self) -> dict[str, str]:
-        """reply id → status, kept beside the index: the pending replies are found every pass."""
+        """reply id → status (a store without outbox_unsettled)."""
         if getattr(self, "_statuses", None) is None:
             self._statuses = {doc[self.key]: doc.get("status", "") for doc in _raw(self.table).values()}
         return self._statuses
 
-    @property
-    def concerning(self) -> dict[str, list[int]]:
+    def _concerning_since(self, moment: dt.datetime) -> dict[str, list[int]]:
         """An address (as written in To, lower case) or a Message-ID → the doc ids of the replies
-        sent to it, or that are it or answer it, oldest first."""
+        sent to it, or that are it or answer it, newest first: at least those created since
+        `moment`. Built walking back from the newest reply (replies are stored in the order they
+        were made), so a pass reads a day of replies, not the season's."""
         if getattr(self, "_concerning", None) is None:
-            self._concerning = {}
-            for i, doc in _raw(self.table).items():
-                self._index(doc, int(i))
+            self._concerning, self._order, self._indexed = {}, sorted(self.ids.values(), reverse=True), 0
+        raw = _raw(self.table)
+        while self._indexed < len(self._order):
+            doc_id = self._order[self._indexed]
+            doc = raw[str(doc_id)]
+            if _moment(doc["created_at"]) < moment:
+                break
+            self._index(doc, doc_id, newest=False)
+            self._indexed += 1
         return self._concerning
 
-    def _index(self, doc: dict, doc_id: int) -> None:
+    def _index(self, doc: dict, doc_id: int, newest: bool) -> None:
         for word in {doc.get("to", "").strip().lower(), doc[self.key], *(doc.get("thread") or [])}:
             if word:
-                self._concerning.setdefault(word, []).append(doc_id)
+                ids = self._concerning.setdefault(word, [])
+                if newest:
+                    ids.insert(0, doc_id)
+                else:
+                    ids.append(doc_id)
 
     def get(self, key: str) -> dict | None:
         return self._reply(super().get(key))
@@ -733,45 +903,52 @@ class Outbox(_Keyed):
             return
         super().add(self._without_body(doc))
         doc_id = self.ids[doc[self.key]]
-        self.statuses.setdefault(doc[self.key], doc.get("status", ""))
+        if getattr(self, "_statuses", None) is not None:
+            self._statuses.setdefault(doc[self.key], doc.get("status", ""))
         if getattr(self, "_concerning", None) is not None:   # else built with this one in it
-            self._index(doc, doc_id)
+            self._order.insert(0, doc_id)
+            self._indexed += 1
+            self._index(doc, doc_id, newest=True)
         if self.unsettled is not None:
             self.unsettled.put(doc_id, _raw(self.table)[str(doc_id)])
 
     def update(self, key: str, **fields) -> None:
         super().update(key, **self._without_body(fields))
-        if "status" in fields and key in self.statuses:
-            self.statuses[key] = fields["status"]
-        if fields.get("copy") and key in self.ids:
-            self.copies[key] = fields["copy"]
+        if "status" in fields and key in (getattr(self, "_statuses", None) or {}):
+            self._statuses[key] = fields["status"]
+        if fields.get("copy") and key in self.ids and getattr(self, "_copies", None) is not None:
+            self._copies[key] = fields["copy"]
         if self.unsettled is not None and key in self.ids:
             self.unsettled.put(self.ids[key], _raw(self.table)[str(self.ids[key])])
 
     def with_status(self, *statuses: str) -> list[dict]:
+        """The replies with one of these statuses, oldest first."""
         wanted = set(statuses)
+        if "sent" not in wanted and self._settled_apart():
+            return [self._reply(d) for d in self.unsettled.docs() if d.get("status") in wanted]
         return [self.get(key) for key, status in self.statuses.items() if status in wanted]
 
     def recent(self, since: dt.datetime, wanted=lambda doc: True, to: str | None = None,
                thread: list[str] | tuple = ()) -> list[dict]:
         """Replies created since `since` for which `wanted(doc)` holds, newest first, without
         their bodies. Given `to` and/or `thread`, only the replies sent to that address or in
-        that thread are looked at (through the index: the cost does not grow with the day's
-        replies, nor with the season's). Replies are stored in the order they were created, so
-        each walk goes newest first and stops a day before `since` (room for clocks that
-        disagree)."""
+        that thread are looked at (through the index). Replies are stored in the order they
+        were created, so each walk goes newest first and stops a day before `since` (room for
+        clocks that disagree): the cost is that of the day's replies, not the season's."""
         stop_before = since - dt.timedelta(days=1)
+        raw = _raw(self.table)
         if to is not None or thread:
-            raw, ids = _raw(self.table), set()
+            concerning, ids = self._concerning_since(stop_before), set()
             for word in {(to or "").strip().lower(), *thread} - {""}:
-                for doc_id in reversed(self.concerning.get(word, ())):
+                for doc_id in concerning.get(word, ()):
                     if _moment(raw[str(doc_id)]["created_at"]) < stop_before:
                         break
                     ids.add(doc_id)
             return [self._reply(_plain(doc)) for doc in self._docs(sorted(ids, reverse=True))
                     if _moment(doc["created_at"]) >= since and wanted(doc)]
+        self._concerning_since(stop_before)
         found = []
-        for doc in self._docs(sorted(self.ids.values(), reverse=True)):
+        for doc in self._docs(self._order):
             created = _moment(doc["created_at"])
             if created < stop_before:
                 break

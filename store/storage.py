@@ -12,6 +12,14 @@ journal is folded into the snapshots of the tables it names, each written atomic
 file, fsync, rename, fsync of the directory), then emptied. On disk there is always a snapshot
 per table plus whole journal lines; a line cut short by a kill is a commit that never happened.
 
+A table's snapshot is one line per document: `<doc id> TAB <key as a JSON string> TAB <the
+document as JSON>`, the key being what the store finds the document by (a submission's
+Message-ID; "" for tables without one). Reading a table splits its lines and decodes nothing:
+a document is decoded when it is first used, and its key is read from its line, so a command
+that looks up or adds a few documents of a 50,000-document table does not decode 50,000 of
+them, and a compaction writes back the lines it never decoded as they were. A snapshot written
+as one JSON object (before the lines) is read as such and rewritten as lines when compacted.
+
 The store's own file (`intake.json`) says which layout the snapshots have: {"layout": 2} for
 one file per table; anything else is the older single-file snapshot holding every table, which
 is read as it is and split at the first compaction.
@@ -27,18 +35,106 @@ from pathlib import Path
 
 from tinydb.storages import Storage
 
-# The journal is folded into the snapshots by its size on disk — every open replays it, whichever
-# process wrote it — once it passes half the snapshots' (an open then parses at most 1.5 times
-# the store; each journal byte costs two of snapshot written), never below COMPACT_FLOOR_BYTES
-# and always above COMPACT_JOURNAL_BYTES.
+# The journal is folded into the snapshots by its size on disk — every open parses all of it,
+# whichever process wrote it, while the snapshots' lines are only split — once it passes a
+# twentieth of the snapshots' (each journal byte then costs twenty of snapshot written, mostly
+# lines copied as they were read), never below COMPACT_FLOOR_BYTES and always above
+# COMPACT_JOURNAL_BYTES: with 50,000 emails stored, a fold every ~800 emails.
 COMPACT_FLOOR_BYTES = 1 << 20
-COMPACT_RATIO = 0.5
-COMPACT_JOURNAL_BYTES = 32 << 20
+COMPACT_RATIO = 0.05
+COMPACT_JOURNAL_BYTES = 16 << 20
 LAYOUT = 2
 
 
 class StoreError(Exception):
     """The store cannot be opened or written; the message is one line for the operator."""
+
+
+class _Docs(MutableMapping):
+    """{doc id: doc} of one table, each document decoded from its snapshot line when first
+    used. `lines` holds the undecoded ones: doc id → (key as JSON, document as JSON)."""
+
+    __slots__ = ("entries", "lines")
+
+    def __init__(self, lines: dict[str, tuple[bytes, bytes]] | None = None):
+        self.lines = lines or {}
+        self.entries: dict[str, object] = dict.fromkeys(self.lines)   # the order of the snapshot
+
+    def __getitem__(self, doc_id: str):
+        doc = self.entries[doc_id]
+        if doc is None:
+            doc = self.entries[doc_id] = json.loads(self.lines.pop(doc_id)[1].decode("utf-8"))
+        return doc
+
+    def items(self):
+        self._decode_all()
+        return self.entries.items()
+
+    def values(self):
+        self._decode_all()
+        return self.entries.values()
+
+    def _decode_all(self) -> None:
+        """A whole table read (all(), a search): the lines still undecoded, parsed in one go."""
+        if self.lines:
+            pending = [doc_id for doc_id, doc in self.entries.items() if doc is None]
+            docs = json.loads(b"[" + b",".join(self.lines[i][1] for i in pending) + b"]")
+            self.entries.update(zip(pending, docs))
+            self.lines.clear()
+
+    def __setitem__(self, doc_id: str, doc) -> None:
+        self.entries[doc_id] = doc
+        self.lines.pop(doc_id, None)
+
+    def __delitem__(self, doc_id: str) -> None:
+        del self.entries[doc_id]
+        self.lines.pop(doc_id, None)
+
+    def __contains__(self, doc_id) -> bool:
+        return doc_id in self.entries
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def keys_by_id(self, key_of) -> dict[str, str]:
+        """doc id → key: read from the lines of undecoded documents, from the others by `key_of`."""
+        out = {}
+        for doc_id, doc in self.entries.items():
+            if doc is None:
+                raw = self.lines[doc_id][0]
+                out[doc_id] = raw[1:-1].decode("utf-8") if b"\\" not in raw else json.loads(raw)
+            else:
+                out[doc_id] = key_of(doc)
+        return out
+
+    def line(self, doc_id: str, key_of) -> bytes:
+        """The document's snapshot line, without its newline."""
+        if self.entries[doc_id] is None:
+            key, body = self.lines[doc_id]
+        else:
+            doc = self.entries[doc_id]
+            key = _json_bytes(key_of(doc) if key_of else "")
+            body = _json_bytes(doc)
+        return doc_id.encode("ascii") + b"\t" + key + b"\t" + body
+
+
+def _json_bytes(value) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _parse_lines(raw: bytes, path: Path) -> _Docs:
+    lines = {}
+    for line in raw.split(b"\n"):
+        if not line:
+            continue
+        parts = line.split(b"\t", 2)
+        if len(parts) != 3:
+            raise StoreError(f"the store {path} has a damaged line: {line[:60]!r}")
+        lines[parts[0].decode("ascii")] = (parts[1], parts[2])
+    return _Docs(lines)
 
 
 class _Tables(MutableMapping):
@@ -69,6 +165,9 @@ class _Tables(MutableMapping):
 class JournaledStorage(Storage):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        # table name → the function giving a document's key (see the module's text); set by
+        # the repositories, which know what they look documents up by.
+        self.key_functions: dict = {}
         self.journal = self.path.with_name(self.path.name + ".journal")
         self._tables = _Tables(self)
         self._legacy: dict | None = None      # the single-file snapshot of the older layout
@@ -95,6 +194,13 @@ class JournaledStorage(Storage):
     def table_path(self, name: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_-]", "_", name)
         return self.path.with_name(f"{self.path.stem}.{safe}{self.path.suffix or '.json'}")
+
+    def keys_by_id(self, name: str) -> dict[str, str]:
+        """doc id → key of every document of the table, without decoding the documents."""
+        docs, key_of = self._tables[name], self.key_functions[name]
+        if isinstance(docs, _Docs):
+            return docs.keys_by_id(key_of)
+        return {doc_id: key_of(doc) for doc_id, doc in docs.items()}
 
     def table_names(self) -> list[str]:
         if self._layout == LAYOUT:
@@ -173,8 +279,10 @@ class JournaledStorage(Storage):
         names = set(self._writer_journal() if self._writer else self._journal_entries())
         if self._layout != LAYOUT:
             names |= set(self._legacy_snapshot())
+        else:   # snapshots written as one JSON object, before the lines, are rewritten as lines
+            names |= {name for name in self.table_names() if _is_json_object(self.table_path(name))}
         for name in sorted(names):
-            _write_atomically(self.table_path(name), self._tables[name])
+            self._write_table(name)
         if self._layout != LAYOUT:
             _write_atomically(self.path, {"layout": LAYOUT})
             self._layout, self._legacy = LAYOUT, None
@@ -187,6 +295,15 @@ class JournaledStorage(Storage):
         self._snapshot_bytes = self._snapshots_size()
         if self._writer:
             self._parsed = {}
+
+    def _write_table(self, name: str) -> None:
+        docs, key_of = self._tables[name], self.key_functions.get(name)
+        if not isinstance(docs, _Docs):
+            docs = _Docs()
+            for doc_id, doc in self._tables[name].items():
+                docs[doc_id] = doc
+        lines = [docs.line(doc_id, key_of) for doc_id in docs]
+        _write_bytes_atomically(self.table_path(name), b"\n".join(lines) + b"\n" if lines else b"")
 
     # Reading the disk.
     def _read_manifest(self) -> None:
@@ -208,15 +325,17 @@ class JournaledStorage(Storage):
             self._read_manifest()
         return self._legacy or {}
 
-    def _table_snapshot(self, name: str) -> dict:
+    def _table_snapshot(self, name: str) -> MutableMapping:
         if self._layout != LAYOUT:
             return dict(self._legacy_snapshot().get(name, {}))
         path = self.table_path(name)
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
-            return {}
-        return self._parse(text, path)
+            return _Docs()
+        if raw.lstrip()[:1] in (b"{", b""):   # a snapshot written before the lines
+            return self._parse(raw.decode("utf-8"), path)
+        return _parse_lines(raw, path)
 
     @staticmethod
     def _parse(text: str, path: Path) -> dict:
@@ -276,6 +395,14 @@ class JournaledStorage(Storage):
         return by_table
 
 
+def _is_json_object(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(64).lstrip()[:1] == b"{"
+    except FileNotFoundError:
+        return False
+
+
 def _stat(path: Path):
     try:
         st = path.stat()
@@ -285,11 +412,15 @@ def _stat(path: Path):
 
 
 def _write_atomically(path: Path, data) -> None:
+    _write_bytes_atomically(path, _json_bytes(data))
+
+
+def _write_bytes_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".intake-", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)

@@ -92,7 +92,11 @@ def test_the_xlsx_has_a_frozen_header_and_a_sheet_of_every_email(config):
     assert sheet["L2"].alignment.wrap_text
     assert [sheet.cell(row, 2).value for row in range(2, sheet.max_row + 1)] == ["张三", "李四", "王五", "赵六"]
     letters = [sheet.cell(row=1, column=i).value for i in range(1, sheet.max_column + 1)]
-    assert sheet.cell(2, letters.index("最近报送时间") + 1).value == dt.datetime(2022, 7, 20, 10, 1)
+    when = sheet.cell(2, letters.index("最近报送时间") + 1)
+    assert when.value == dt.datetime(2022, 7, 20, 10, 1) and when.number_format == "yyyy-mm-dd hh:mm"
+    assert sheet["A1"].font.bold and sheet["A1"].fill.fgColor.rgb.endswith("1F4E79")   # the header
+    assert sheet["B1"].alignment.horizontal == "center" and sheet["B2"].alignment.vertical == "top"
+    assert sheet.row_dimensions[2].height > sheet.row_dimensions[1].height   # the deeds' lines
     mail = wb["来信记录"]
     assert [c.value for c in mail[1]][:5] == ["收到时间", "发件人", "县市区", "主题", "处理结果"]
     assert sorted(mail.cell(r, 5).value for r in range(2, mail.max_row + 1)) == \

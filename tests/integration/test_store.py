@@ -168,3 +168,50 @@ def test_the_journal_is_folded_by_its_size_however_often_the_store_is_opened(tmp
     store = Store(tmp_path / "intake.json", tmp_path / "files")
     assert len(store.submissions.all()) == 60
     store.close()
+
+
+def test_a_lookup_decodes_only_the_documents_it_uses(tmp_path):
+    """A season's store: a command adding one email to 2,000 must not decode the 2,000."""
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    with store.transaction():
+        for i in range(2000):
+            store.submissions.add({"message_id": f"<{i}@x>", "status": "accepted", "files": []})
+    store.compact()
+    store.close()
+    store = reopened(tmp_path)
+    with store.transaction():
+        assert "<1500@x>" in store.submissions and "<9999@x>" not in store.submissions
+        assert store.submissions.get("<7@x>")["status"] == "accepted"
+        store.submissions.add({"message_id": "<new@x>", "status": "accepted", "files": []})
+    docs = store.submissions.table._read_table()
+    assert isinstance(docs, storage._Docs)
+    assert sum(doc is not None for doc in docs.entries.values()) <= 3   # <7@x>, <new@x>, its brief's
+    store.compact()   # lines never decoded are written back as they were
+    assert [s["message_id"] for s in reopened(tmp_path).submissions.all()][-2:] == ["<1999@x>", "<new@x>"]
+
+
+def test_a_hostile_message_id_is_a_key_like_any_other(tmp_path):
+    odd = '<a\t"b"\\c\u001f\u4e2d@x>'
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    with store.transaction():
+        store.submissions.add({"message_id": odd, "status": "accepted"})
+        store.submissions.add({"message_id": "<plain@x>", "status": "accepted"})
+    store.compact()
+    again = reopened(tmp_path)
+    assert again.submissions.get(odd)["message_id"] == odd
+    assert set(again.submissions.ids) == {odd, "<plain@x>"}
+
+
+def test_a_snapshot_written_as_one_json_object_is_read_and_rewritten_as_lines(tmp_path):
+    """Stores written before the line snapshots keep working, and change at the first compaction."""
+    (tmp_path / "intake.json").write_text('{"layout":2}', encoding="utf-8")
+    (tmp_path / "intake.submissions.json").write_text(
+        '{"1":{"message_id":"<old@x>","status":"accepted"}}', encoding="utf-8")
+    store = reopened(tmp_path)
+    assert store.submissions.get("<old@x>")["status"] == "accepted"
+    with store.transaction():
+        store.submissions.add({"message_id": "<new@x>", "status": "accepted"})
+    store.compact()
+    text = (tmp_path / "intake.submissions.json").read_text(encoding="utf-8")
+    assert text.startswith('1\t"<old@x>"\t{')
+    assert [s["message_id"] for s in reopened(tmp_path).submissions.all()] == ["<old@x>", "<new@x>"]

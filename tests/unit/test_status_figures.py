@@ -1,9 +1,9 @@
-"""`intake status` reads the store's small mirror tables (submission briefs, unsettled replies,
-each candidate's first and latest version), not every email, reply and version: its figures
-must be the digest's own, on a store written through transactions and on an older one."""
+"""`intake status` reads the store's small mirror tables (per-county tallies of the emails, the
+emails of unregistered senders and open questions, the unsettled replies, each candidate's first
+and latest version), not every email, reply and version: its figures must be the digest's own,
+on a store written through transactions and on an older one."""
 import dataclasses
 import datetime as dt
-import json
 
 import pytest
 
@@ -57,6 +57,12 @@ def write_season(store) -> None:
     with store.transaction():
         store.submissions.update("<q2@x>", answered_at=at(22, 9).isoformat())
         store.outbox.update("<r-fail@x>", status="failed", last_error="550 5.1.1 user unknown")
+    with store.transaction():   # the latest answered email of a county becomes skipped, another goes
+        add_submission(store, "<s2@x>", "shifeng@example.cn", "石峰区", at(23, 9), "accepted")
+        add_submission(store, "<s3@x>", "shifeng@example.cn", "石峰区", at(23, 10), "accepted")
+    with store.transaction():
+        store.submissions.update("<s3@x>", status="skipped", reason="auto-reply")
+        store.submissions.remove("<s2@x>")
 
 
 def shown(figures) -> dict:
@@ -85,14 +91,17 @@ def test_status_reads_the_mirrors_and_shows_the_digests_figures(settings, store)
     assert [u.address for u in fast.unknown_senders] == ["stranger@qq.com"]
 
 
-def test_the_mirrors_hold_a_fraction_of_the_store(settings, store):
+def test_the_mirrors_hold_what_status_lists_and_the_counts(settings, store):
     write_season(store)
     store.compact()
     size = {p.name.split(".")[1]: p.stat().st_size for p in settings.store.path.parent.glob("intake.*.json")}
     assert size["outbox_unsettled"] < size["outbox"]
-    assert size["submission_briefs"] < size["submissions"]
-    ends = json.loads((settings.store.path.parent / "intake.candidate_ends.json").read_text("utf-8"))
-    assert sorted(e["count"] for e in ends.values()) == [1, 3]
+    assert [s["message_id"] for s in store.submissions.to_watch()] == ["<u1@x>", "<u2@x>", "<q1@x>"]
+    tally = store.submissions.tally()
+    assert tally["石峰区"] == {"emails": 1, "skipped": 1, "last": at(20, 11).isoformat()}
+    assert tally[None] == {"emails": 1, "skipped": 1, "last": at(20, 12).isoformat()}
+    counts = {c["name"]: c["version_count"] for c in store.candidates.all_with_ends()}
+    assert counts == {"张三": 3, "王五": 1}
 
 
 def test_an_older_store_is_read_whole_until_a_writer_mirrors_it(settings, store):
@@ -100,7 +109,7 @@ def test_an_older_store_is_read_whole_until_a_writer_mirrors_it(settings, store)
     store.compact()
     store.close()
     folder = settings.store.path.parent
-    for name in ("submission_briefs", "outbox_unsettled", "candidate_ends", "meta"):
+    for name in ("submission_tallies", "submissions_to_watch", "outbox_unsettled", "candidate_ends", "meta"):
         (folder / f"intake.{name}.json").unlink()   # as an intake before the mirrors left it
 
     older = Store(settings.store.path, settings.store.files)
@@ -126,3 +135,19 @@ def test_a_later_version_keeps_the_history_whole(settings, store):
     assert [v["message_id"] for v in cand["versions"]] == ["<h0@x>", "<h1@x>", "<h2@x>"]
     assert store.candidates.version_numbers("荷塘区", "<h2@x>") == {"张三": 3}
     assert dt.datetime.fromisoformat(cand["updated_at"]) == at(20, 9)
+
+
+def test_the_csv_export_counts_every_version_from_the_ends(settings, store):
+    import csv
+    import io
+
+    from pipeline.exports import export_bytes
+
+    write_season(store)
+    reader = Store(settings.store.path, settings.store.files)
+    try:
+        rows = list(csv.DictReader(io.StringIO(export_bytes("csv", reader, settings).decode("utf-8-sig"))))
+    finally:
+        reader.close()
+    zhang = next(r for r in rows if r["姓名"] == "张三")
+    assert zhang["版本数"] == "3" and "字" in zhang["问题"]
