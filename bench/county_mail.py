@@ -1,7 +1,9 @@
 """The emails a benchmark sends: county clerks' Foxmail submissions with a real .docx form, from
 the senders registered in config/intake.toml, received (INTERNALDATE) in July 2022, before the
 31 July form deadline. Each county sends versions of its three candidates' forms, so a long
-backlog is resubmissions, as a real season's is, not a flood of quota-exceeded names."""
+backlog is resubmissions, as a real season's is, not a flood of quota-exceeded names; each
+version is edited (a county sending the very same file again and again is a robot, which the
+repeat rule rightly stops answering: pipeline/process.py's REPEAT_ANSWERS)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -31,9 +33,19 @@ def form(name: str, variant: int) -> bytes:
     return samples.build_form_docx(fields)
 
 
+@functools.cache
+def edited_form(name: str, variant: int, edit: int) -> bytes:
+    """The candidate's form after `edit` edits (the home address's room number changes)."""
+    if not edit:
+        return form(name, variant)
+    fields = {**samples.SAMPLE_CANDIDATES[variant % len(samples.SAMPLE_CANDIDATES)], "name": name}
+    fields["home_address"] += f"{edit + 100}室"
+    return samples.build_form_docx(fields)
+
+
 def county_email(i: int, tag: str = "bench") -> tuple[bytes, dt.datetime]:
     """The i-th email of a season: (raw bytes, its INTERNALDATE). Counties take turns; each
-    sends its three candidates' forms in turn; arrivals spread over 1–30 July."""
+    sends its three candidates' forms in turn, each time edited; arrivals spread over 1–30 July."""
     counties = county_senders()
     county_no, round_no = i % len(counties), i // len(counties)
     _, sender = counties[county_no]
@@ -41,7 +53,7 @@ def county_email(i: int, tag: str = "bench") -> tuple[bytes, dt.datetime]:
     received = FIRST_DAY + dt.timedelta(minutes=83 * (i % 500))   # 500 fill July to the 29th
     raw = sample_mail.foxmail_email(
         sender, MAILBOX, f"信息技术能手推荐表（{name}）",
-        [(f"{name}推荐表.docx", form(name, county_no))], date=received,
+        [(f"{name}推荐表.docx", edited_form(name, county_no, round_no // len(GIVEN)))], date=received,
         message_id=f"<{tag}-{i}.{int(received.timestamp())}@{sender.split('@')[1]}>")
     return raw, received
 

@@ -14,9 +14,7 @@ import datetime as dt
 import logging
 import random
 from dataclasses import dataclass
-from email import policy as email_policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from typing import Callable
 
 from outbox.manners import ReplyLimits, reply_allowed, thread_of
@@ -29,8 +27,6 @@ STATUSES = ("pending", "sent", "failed", "undeliverable", "uncertain")
 COPY_TRIES = 10   # a copy in the Sent folder failing on this many passes is given up (logged)
 UNCERTAIN_NOTE = ("intake stopped while the server was taking this reply: it may or may not have "
                   "been delivered, so it is not sent again by itself (`intake outbox --retry` does)")
-# The stored reply was folded when it was composed: send it as it is, never refolded.
-_SEND_POLICY = email_policy.SMTP.clone(refold_source="none")
 
 
 @dataclass
@@ -134,13 +130,16 @@ def due_replies(pending: list[dict], now: dt.datetime) -> list[dict]:
 
 def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | None = None,
                     rng: random.Random | None = None,
-                    on_sent: Callable[[bytes], bool] | None = None) -> DeliveryReport:
+                    on_sent: Callable[[bytes], bool] | None = None,
+                    on_sent_all: Callable[[list[bytes]], bool | None] | None = None) -> DeliveryReport:
     """The one way replies (and digests) leave: send the due ones, at most `policy.batch_size`
     over one connection, unless the server asked for a pause; then keep the copies in the Sent
     folder that are due. `on_sent(raw)` appends one copy: True when kept, False when the
     mailbox keeps none (Maildir, no \\Sent folder); it raises when the copy failed, and the copy
     is tried again on a later call. Without it (the digest command has no mailbox session) the
-    copies wait, recorded, for the next pass."""
+    copies wait, recorded, for the next pass. `on_sent_all(raws)`, when given, appends many
+    copies in one command, all or none (IMAP MULTIAPPEND): as `on_sent`, or None when the
+    server cannot, and `on_sent` does them one by one."""
     policy = policy or RetryPolicy()
     rng = rng or random.Random()
     report = DeliveryReport()
@@ -154,7 +153,7 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
     if report.sent:
         _pause_over(store, server)
     if on_sent is not None:
-        keep_sent_copies(store, on_sent, now)
+        keep_sent_copies(store, on_sent, now, on_sent_all)
     _note_waiting(store, server, now, report)
     return report
 
@@ -197,10 +196,10 @@ def _note_waiting(store, server: str | None, now: dt.datetime, report: DeliveryR
 def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: DeliveryReport,
                  policy: RetryPolicy, rng: random.Random, handover: "Handover") -> bool:
     """Send one reply and record the outcome. True when the server paused all sending."""
+    # The stored reply was folded when it was composed: its bytes are sent as they are.
     raw = reply["raw"].encode("utf-8", "surrogateescape")
-    msg = BytesParser(policy=_SEND_POLICY).parsebytes(raw)
     try:
-        transport.send(msg, handing_over=lambda: handover.begin(reply["reply_id"]))
+        transport.send(raw, handing_over=lambda: handover.begin(reply["reply_id"]))
     except DeliveryError as exc:
         handover.end()  # the server answered: nothing is uncertain
         if exc.permanent:
@@ -325,28 +324,61 @@ def _pause_over(store, server: str | None) -> None:
             store.pauses.remove(server)
 
 
-def keep_sent_copies(store, on_sent: Callable[[bytes], bool], now: dt.datetime) -> int:
-    """Copy every sent reply whose copy is due into the Sent folder. A failed copy stays due,
-    is logged and is tried again on the next call; after COPY_TRIES calls it is given up."""
+COPY_BATCH = 100   # copies appended to the Sent folder in one command (and one commit)
+
+
+def keep_sent_copies(store, on_sent: Callable[[bytes], bool], now: dt.datetime,
+                     on_sent_all: Callable[[list[bytes]], bool | None] | None = None) -> int:
+    """Copy every sent reply whose copy is due into the Sent folder: COPY_BATCH at a time with
+    `on_sent_all` (all or none of them kept, recorded in one commit), else one by one. A failed
+    copy stays due, is logged and is tried again on the next call; after COPY_TRIES calls it
+    is given up."""
+    due = store.outbox.copies_due()
     kept = 0
-    for reply in store.outbox.copies_due():
-        raw = reply["raw"].encode("utf-8", "surrogateescape")
+    while due and on_sent_all is not None:
+        batch = due[:COPY_BATCH]
         try:
-            state = "kept" if on_sent(raw) else "none"
+            appended = on_sent_all([_raw_bytes(reply) for reply in batch])
+        except Exception as exc:  # noqa: BLE001 — the replies are out; their copies are retried later
+            _copies_failed(store, batch, exc)
+            return kept
+        if appended is None:   # the server appends one message a command
+            break
+        _copies_made(store, batch, "kept" if appended else "none", now)
+        kept += len(batch) if appended else 0
+        due = due[COPY_BATCH:]
+    for reply in due:
+        try:
+            state = "kept" if on_sent(_raw_bytes(reply)) else "none"
         except Exception as exc:  # noqa: BLE001 — the reply is out; its copy is retried later
-            tries = reply.get("copy_attempts", 0) + 1
-            state = "failed" if tries >= COPY_TRIES else "due"
-            with store.transaction():
-                store.outbox.update(reply["reply_id"], copy=state, copy_attempts=tries,
-                                    copy_error=str(exc) or type(exc).__name__)
-            log.warning("reply %s sent, but no copy kept in the Sent folder (%s): %s", reply["reply_id"],
-                        "given up" if state == "failed" else "tried again on the next pass",
-                        str(exc) or type(exc).__name__)
+            _copies_failed(store, [reply], exc)
             break  # the mailbox session is likely broken: the rest waits for the next pass
-        with store.transaction():
-            store.outbox.update(reply["reply_id"], copy=state, copied_at=now.isoformat())
+        _copies_made(store, [reply], state, now)
         kept += state == "kept"
     return kept
+
+
+def _raw_bytes(reply: dict) -> bytes:
+    return reply["raw"].encode("utf-8", "surrogateescape")
+
+
+def _copies_made(store, replies: list[dict], state: str, now: dt.datetime) -> None:
+    with store.transaction():
+        for reply in replies:
+            store.outbox.update(reply["reply_id"], copy=state, copied_at=now.isoformat())
+
+
+def _copies_failed(store, replies: list[dict], exc: Exception) -> None:
+    error = str(exc) or type(exc).__name__
+    with store.transaction():
+        for reply in replies:
+            tries = reply.get("copy_attempts", 0) + 1
+            store.outbox.update(reply["reply_id"], copy="failed" if tries >= COPY_TRIES else "due",
+                                copy_attempts=tries, copy_error=error)
+    for reply in replies:
+        given_up = reply.get("copy_attempts", 0) + 1 >= COPY_TRIES
+        log.warning("reply %s sent, but no copy kept in the Sent folder (%s): %s", reply["reply_id"],
+                    "given up" if given_up else "tried again on the next pass", error)
 
 
 def requeue_failed(store, now: dt.datetime) -> int:

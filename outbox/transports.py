@@ -11,7 +11,9 @@ import smtplib
 import socket
 import ssl
 import time
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Callable
@@ -58,7 +60,25 @@ def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     return context
 
 
-def recipients(msg: EmailMessage) -> list[str]:
+# What a transport sends: a composed message, or the bytes of one as it was composed and
+# stored (the outbox's replies): those are sent as they are, never parsed and generated again.
+Sendable = EmailMessage | bytes
+_LINE_END = re.compile(rb"\r?\n")
+
+
+def _headers(msg: Sendable) -> Message:
+    """The message's headers; of stored bytes, the headers alone are parsed."""
+    return BytesHeaderParser(policy=compat32).parsebytes(msg) if isinstance(msg, bytes) else msg
+
+
+def _wire(msg: Sendable) -> bytes:
+    """The message with CRLF line ends, for SMTP."""
+    if isinstance(msg, bytes):
+        return _LINE_END.sub(b"\r\n", msg)
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+
+def recipients(msg: EmailMessage | Message) -> list[str]:
     # Only the headers present: the getaddresses of Debian 12's Python (3.11.2 with the strict
     # parsing of CVE-2023-27043) returns nothing at all for ["a@b.cn", "", ""].
     fields = [str(value) for h in ("To", "Cc", "Bcc") for value in msg.get_all(h, [])]
@@ -122,7 +142,7 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError, socket.timeout) as exc:
             raise TransportUnavailable(f"{where} is unreachable: {_describe(exc)}") from None
 
-    def send(self, msg: EmailMessage, handing_over: Callable[[], None] = lambda: None) -> None:
+    def send(self, msg: Sendable, handing_over: Callable[[], None] = lambda: None) -> None:
         """Hand one message to the server. `handing_over()` is called just before the final
         "." of DATA: from then until the server's answer is recorded, a crash leaves it
         unknown whether the server took the message; before it, the server surely did not."""
@@ -150,17 +170,17 @@ class SmtpTransport:
         if refused:
             raise DeliveryError(_answer(refused), permanent=True)
 
-    def _transaction(self, msg: EmailMessage, handing_over: Callable[[], None]) -> dict:
+    def _transaction(self, msg: Sendable, handing_over: Callable[[], None]) -> dict:
         """MAIL, RCPT, DATA as smtplib.sendmail does them, with a hook before the final dot."""
         conn = self._conn
-        data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+        data = _wire(msg)
         conn.ehlo_or_helo_if_needed()
-        options = ["BODY=8BITMIME"] if conn.has_extn("8bitmime") and any(b > 127 for b in data) else []
+        options = ["BODY=8BITMIME"] if conn.has_extn("8bitmime") and not data.isascii() else []
         code, answer = conn.mail(self.envelope_from, options)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, answer, self.envelope_from)
         refused = {}
-        to_addrs = recipients(msg)
+        to_addrs = recipients(_headers(msg))
         for addr in to_addrs:
             code, answer = conn.rcpt(addr)
             if code not in (250, 251):
@@ -226,10 +246,10 @@ class MaildirTransport:
     def reconnect_if_needed(self) -> None:
         pass
 
-    def send(self, msg: EmailMessage, handing_over: Callable[[], None] = lambda: None) -> None:
-        name = f"{time.time_ns()}.{_tag(msg)}.P{os.getpid()}.{socket.gethostname().replace('/', '_')}.eml"
+    def send(self, msg: Sendable, handing_over: Callable[[], None] = lambda: None) -> None:
+        name = f"{time.time_ns()}.{_tag(_headers(msg))}.P{os.getpid()}.{socket.gethostname().replace('/', '_')}.eml"
         tmp = self.path / "tmp" / name
-        data = msg.as_bytes()
+        data = msg if isinstance(msg, bytes) else msg.as_bytes()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -260,7 +280,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _tag(msg: EmailMessage) -> str:
+def _tag(msg: EmailMessage | Message) -> str:
     return hashlib.sha1(str(msg["Message-ID"]).encode()).hexdigest()[:16]
 
 

@@ -58,7 +58,8 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
     # same login.
     report.delivery = deliver_pending(store, transport_for(settings.smtp), clock(),
                                       RetryPolicy.from_settings(settings.smtp),
-                                      on_sent=source.append_sent)
+                                      on_sent=source.append_sent,
+                                      on_sent_all=getattr(source, "append_sent_all", None))
     return report
 
 

@@ -311,6 +311,20 @@ class ImapSource:
             self.client.append(folder, raw, flags=(SEEN,), msg_time=when)
             return True
 
+    def append_sent_all(self, raws: list[bytes]) -> bool | None:
+        """APPEND many sent replies in one command (MULTIAPPEND, RFC 3502: all are kept or
+        none), marked read, to the \\Sent folder. None when the server does not offer it (163):
+        append_sent then does them one by one; False when there is no \\Sent folder."""
+        with self._errors("keeping copies in the Sent folder"):
+            if not self.client.has_capability("MULTIAPPEND"):
+                return None
+            folder = self._sent_folder()
+            if folder is None:
+                log.warning("no copy kept of %d sent replies: %s has no \\Sent folder", len(raws), self.s.host)
+                return False
+            self.client.multiappend(folder, [{"msg": raw, "flags": (SEEN,)} for raw in raws])
+            return True
+
     def _sent_folder(self) -> str | None:
         if not hasattr(self, "_sent"):
             self._sent = self.client.find_special_folder(SENT)

@@ -11,11 +11,14 @@ class Marker:
         store_path = Path(store_path)
         self.path = store_path.with_name(f"{store_path.name}.{name}")
 
-    def set(self, text: str) -> None:
+    def set(self, text: str, durable: bool = True) -> None:
+        """Write the marker; `durable`: fsynced, so that it survives the machine's crash too.
+        Without it the marker survives the process's death (the kernel has it), not a power cut."""
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 

@@ -15,6 +15,7 @@ import operator
 import os
 import pwd
 from collections.abc import MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tinydb import Query, TinyDB
@@ -151,6 +152,7 @@ class Store:
         self._changes = []
         try:
             yield self
+            self.files.flush()   # the files its records name are on disk before the records
         except BaseException:
             self._rollback()
             raise
@@ -1103,27 +1105,53 @@ class Failures(_Repository):
 
 
 class FileStore:
-    """Attachment bytes by sha256, readable by the service user only."""
+    """Attachment bytes by sha256, readable by the service user only.
+
+    Each file is written to a temporary name, fsynced and renamed by a writer thread while the
+    message goes on being processed; `flush` (called by every transaction before it commits)
+    waits for them. So a committed record never names a missing or partial file, as when each
+    put fsynced in line, and the fsyncs of one message's files (its attachments, its reply)
+    overlap its parsing and composing and each other instead of following one another."""
+
+    WRITERS = 4
 
     def __init__(self, root: Path):
         self.root = root
+        self._pending: dict[str, Future] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         target = self.path_of(digest)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = target.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
+        if digest not in self._pending and not target.exists():
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.WRITERS, thread_name_prefix="intake-files")
+            self._pending[digest] = self._pool.submit(_write_durably, target, data)
         return digest
+
+    def flush(self) -> None:
+        """Wait until every file put so far is on disk under its name; raises what writing
+        one raised (OSError: the disk is full...)."""
+        pending, self._pending = self._pending, {}
+        for written in pending.values():
+            written.result()
 
     def path_of(self, digest: str) -> Path:
         return self.root / digest[:2] / digest
 
     def read(self, digest: str) -> bytes:
+        if digest in self._pending:
+            self._pending[digest].result()
         return self.path_of(digest).read_bytes()
+
+
+def _write_durably(target: Path, data: bytes) -> None:
+    """Temporary file, fsync, rename: the name never holds part of the bytes."""
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = target.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)

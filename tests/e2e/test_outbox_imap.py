@@ -94,3 +94,30 @@ def test_a_bounce_of_our_reply_marks_it_undeliverable_and_gets_no_reply(mail, sm
 
     [line] = [l for l in mail.run("outbox").stdout.splitlines() if "hetang@example.cn" in l]
     assert "undeliverable" in line and "550 5.1.1 User unknown" in line
+
+
+def test_many_replies_are_kept_in_sent_each_once_in_one_append(mail, dovecot, smtp_server):
+    """A backlog's copies go to Sent in one MULTIAPPEND command (Dovecot offers it), each
+    reply once, marked read; the next pass adds none."""
+    senders = ["hetang@example.cn", "lusong@example.cn", "shifeng@example.cn", "tianyuan@example.cn"]
+    for i, sender in enumerate(senders):
+        mail.append(form_email(sender, f"<many-{i}@example.cn>"))
+
+    mail.run("poll", "--once")
+    delivered = smtp_server.wait_for(len(senders))
+    copies = mail.folder("Sent")
+    assert sorted(str(c["Message-ID"]) for c, _ in copies) == sorted(
+        str(d.message["Message-ID"]) for d in delivered)
+    assert sorted(str(c["In-Reply-To"]) for c, _ in copies) == [f"<many-{i}@example.cn>" for i in range(4)]
+    assert all(b"\\Seen" in flags for _, flags in copies)
+    deadline = time.monotonic() + 5
+    while True:
+        ours = [s for s in dovecot.imap_sessions(mail.user) if "ID" in s]
+        if (ours and "LOGOUT" in ours[0]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert ours[0].count("APPEND") == 1
+
+    mail.run("poll", "--once")
+    time.sleep(0.3)
+    assert len(mail.folder("Sent")) == len(senders) and len(smtp_server.messages) == len(senders)

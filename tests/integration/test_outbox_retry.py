@@ -250,3 +250,38 @@ def test_what_leaves_without_a_mailbox_session_is_copied_on_the_next_pass(store,
     assert len(kept) == 1 and b"<reply-1@163.com>" in kept[0]
     [sent] = store.outbox.with_status("sent")
     assert sent["copy"] == "kept"
+
+
+def test_copies_kept_together_are_all_or_none_and_each_kept_once(store, smtp_server, caplog):
+    """With MULTIAPPEND (on_sent_all) the copies go in one command: a failed one leaves every
+    copy due, the next pass keeps each of them once, and none goes one by one."""
+    queue(store, 1, 2, 3)
+    kept, batches, broken = [], [], [True]
+
+    def copy_all(raws: list[bytes]) -> bool:
+        batches.append(len(raws))
+        if broken[0]:
+            raise OSError("IMAP connection reset")
+        kept.extend(raws)
+        return True
+
+    def one_by_one(raw: bytes) -> bool:
+        raise AssertionError("a copy went one by one beside MULTIAPPEND")
+
+    assert deliver(store, smtp_server, T0, on_sent=one_by_one, on_sent_all=copy_all).sent == 3
+    assert batches == [3] and kept == [] and "tried again on the next pass" in caplog.text
+    assert [r["copy"] for r in store.outbox.with_status("sent")] == ["due"] * 3
+    broken[0] = False
+    deliver(store, smtp_server, T0 + dt.timedelta(minutes=1), on_sent=one_by_one, on_sent_all=copy_all)
+    deliver(store, smtp_server, T0 + dt.timedelta(minutes=2), on_sent=one_by_one, on_sent_all=copy_all)
+    assert batches == [3, 3] and len(kept) == 3
+    assert sorted(sum(f"<reply-{n}@163.com>".encode() in raw for raw in kept) for n in (1, 2, 3)) == [1, 1, 1]
+    assert all(r["copy"] == "kept" for r in store.outbox.with_status("sent"))
+
+
+def test_without_multiappend_the_copies_go_one_by_one(store, smtp_server):
+    queue(store, 1, 2)
+    kept = []
+    deliver(store, smtp_server, T0, on_sent=lambda raw: kept.append(raw) or True,
+            on_sent_all=lambda raws: None)   # the server offers no MULTIAPPEND (163)
+    assert len(kept) == 2 and all(r["copy"] == "kept" for r in store.outbox.with_status("sent"))

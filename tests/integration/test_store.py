@@ -1,4 +1,5 @@
 """The TinyDB store: one transaction reaches the disk whole or not at all."""
+import hashlib
 import os
 import stat
 
@@ -73,6 +74,23 @@ def test_files_are_kept_by_content_and_private(tmp_path):
     assert store.files.put(b"form bytes") == digest
     assert store.files.read(digest) == b"form bytes"
     assert stat.S_IMODE(os.stat(store.files.path_of(digest)).st_mode) == 0o600
+
+
+def test_a_record_is_committed_only_once_the_files_it_names_are_on_disk(tmp_path):
+    """Files are written beside the transaction (store.repository.FileStore): its commit waits
+    for them, and one that cannot be written leaves the whole transaction uncommitted."""
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    with store.transaction():
+        digest = store.files.put(b"form bytes")
+        store.submissions.add({"message_id": "<a@x>", "files": [{"sha256": digest}]})
+    assert store.files.path_of(digest).read_bytes() == b"form bytes"
+    blocked = hashlib.sha256(b"other form").hexdigest()
+    (tmp_path / "files" / blocked[:2]).write_bytes(b"")   # its folder cannot be made: a write error
+    with pytest.raises(OSError):
+        with store.transaction():
+            store.submissions.add({"message_id": "<b@x>", "files": [{"sha256": store.files.put(b"other form")}]})
+    assert store.submissions.get("<b@x>") is None
+    assert [s["message_id"] for s in reopened(tmp_path).submissions.all()] == ["<a@x>"]
 
 
 def test_a_second_writer_is_refused(tmp_path):

@@ -1,0 +1,119 @@
+"""The warm sandbox (parsers/sandbox.py): one process reads document after document, each under
+its own limits, and is replaced when a document kills it, without blaming the next one."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from parsers import sandbox
+from parsers.attachments import read_attachments
+from parsers.errors import UnreadableFile
+from parsers.records import Attachment
+from pipeline import samples
+from store.repository import Store
+
+FORM = samples.build_form_docx()
+
+
+@pytest.fixture(autouse=True)
+def fresh_sandbox():
+    sandbox.shutdown()
+    yield
+    sandbox.shutdown()
+
+
+def honest_form_read() -> bool:
+    [doc] = read_attachments([Attachment("张三推荐表.docx", "application/octet-stream", FORM)])
+    return doc.kind == "form" and doc.form.name == "张三"
+
+
+def sandbox_pid() -> int:
+    return sandbox.run_limited(os.getpid)
+
+
+def _burn(seconds: float) -> float:
+    used = time.process_time()
+    while time.process_time() - used < seconds:
+        pass
+    return seconds
+
+
+def _spin_forever():
+    while True:
+        pass
+
+
+def _allocate_a_gigabyte():
+    return len(bytearray(1 << 30))
+
+
+def _die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_one_process_reads_many_documents():
+    first = sandbox_pid()
+    assert first != os.getpid()
+    assert all(honest_form_read() for _ in range(5))
+    assert sandbox_pid() == first
+
+
+def test_each_document_gets_its_own_cpu_and_memory_allowance():
+    # 2.4 s of CPU over two calls allowed 1 s each: the allowance is per call, not per process.
+    assert sandbox.run_limited(_burn, 1.2, cpu=1) == 1.2
+    assert sandbox.run_limited(_burn, 1.2, cpu=1) == 1.2
+    started = time.monotonic()
+    with pytest.raises(UnreadableFile) as caught:
+        sandbox.run_limited(_spin_forever, cpu=1, wall=30)   # stopped by its CPU limit
+    assert caught.value.reason == sandbox.TOO_SLOW and time.monotonic() - started < 10
+    with pytest.raises(UnreadableFile) as caught:
+        sandbox.run_limited(_allocate_a_gigabyte, memory=256 << 20)
+    assert caught.value.reason == sandbox.TOO_BIG
+    assert honest_form_read()
+
+
+@pytest.mark.parametrize("hostile, reason", [(_die, sandbox.CRASHED), (_allocate_a_gigabyte, sandbox.TOO_BIG),
+                                             (_spin_forever, sandbox.TOO_SLOW)])
+def test_a_document_that_kills_the_process_is_blamed_alone(hostile, reason):
+    before = sandbox_pid()
+    with pytest.raises(UnreadableFile) as caught:
+        sandbox.run_limited(hostile, memory=256 << 20, wall=2)
+    assert caught.value.reason == reason
+    assert honest_form_read()                 # the next email's form, in a fresh process
+    assert sandbox_pid() != before
+
+
+def test_a_process_killed_while_idle_is_replaced_before_the_next_document():
+    os.kill(sandbox_pid(), signal.SIGKILL)
+    time.sleep(0.2)
+    assert honest_form_read()
+
+
+def test_the_process_keeps_neither_the_store_lock_nor_other_files(tmp_path):
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    with store.transaction():    # takes the single-writer lock, then a document is read
+        assert honest_form_read()
+    pid = sandbox_pid()
+    assert sorted(os.listdir(f"/proc/{pid}/fd"), key=int)[:3] == ["0", "1", "2"]
+    assert len(os.listdir(f"/proc/{pid}/fd")) == 4      # and its pipe
+    store.close()
+    again = Store(tmp_path / "intake.json", tmp_path / "files")
+    try:
+        again.lock()             # no StoreBusy: the sandbox process does not hold the lock
+    finally:
+        again.close()
+
+
+def test_the_process_ends_with_the_worker():
+    code = ("import os\nfrom parsers import sandbox\n"
+            "print(sandbox.run_limited(os.getpid), flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout)
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
