@@ -269,7 +269,7 @@ def main() -> None:
         print(f"  {size:>7,} stored: {seconds:5.2f} s, peak {mib:4.0f} MiB; floor (json alone) {floor:5.2f} s")
         out.append(figures.Figure(
             "status", f"intake status, {size:,} stored", round(seconds, 2), "s", round(floor, 2),
-            "a fresh python reading the same tables with json alone", round(seconds / floor, 1),
+            "a fresh python decoding the tables status reads with json alone", round(seconds / floor, 1),
             f"<= {limit:g} s" if limit else "", (seconds <= limit) if limit else None))
         out.append(figures.Figure(
             "status", f"  peak RSS, {size:,} stored", round(mib), "MiB", target=f"<= {STATUS_MIB} MiB",
