@@ -54,16 +54,18 @@ class _Docs(MutableMapping):
     """{doc id: doc} of one table, each document decoded from its snapshot line when first
     used. `lines` holds the undecoded ones: doc id → (key as JSON, document as JSON)."""
 
-    __slots__ = ("entries", "lines")
+    __slots__ = ("entries", "lines", "path")
 
-    def __init__(self, lines: dict[str, tuple[bytes, bytes]] | None = None):
+    def __init__(self, lines: dict[str, tuple[bytes, bytes]] | None = None, path: Path | None = None):
         self.lines = lines or {}
         self.entries: dict[str, object] = dict.fromkeys(self.lines)   # the order of the snapshot
+        self.path = path
 
     def __getitem__(self, doc_id: str):
         doc = self.entries[doc_id]
         if doc is None:
-            doc = self.entries[doc_id] = json.loads(self.lines.pop(doc_id)[1].decode("utf-8"))
+            doc = self.entries[doc_id] = self._decoded(self.lines[doc_id][1])
+            del self.lines[doc_id]
         return doc
 
     def items(self):
@@ -78,9 +80,15 @@ class _Docs(MutableMapping):
         """A whole table read (all(), a search): the lines still undecoded, parsed in one go."""
         if self.lines:
             pending = [doc_id for doc_id, doc in self.entries.items() if doc is None]
-            docs = json.loads(b"[" + b",".join(self.lines[i][1] for i in pending) + b"]")
+            docs = self._decoded(b"[" + b",".join(self.lines[i][1] for i in pending) + b"]")
             self.entries.update(zip(pending, docs))
             self.lines.clear()
+
+    def _decoded(self, raw: bytes):
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except ValueError as exc:   # UnicodeDecodeError too
+            raise StoreError(f"the store {self.path} has a damaged document: {exc}") from None
 
     def __setitem__(self, doc_id: str, doc) -> None:
         self.entries[doc_id] = doc
@@ -131,10 +139,10 @@ def _parse_lines(raw: bytes, path: Path) -> _Docs:
         if not line:
             continue
         parts = line.split(b"\t", 2)
-        if len(parts) != 3:
+        if len(parts) != 3 or not parts[0].isdigit():
             raise StoreError(f"the store {path} has a damaged line: {line[:60]!r}")
         lines[parts[0].decode("ascii")] = (parts[1], parts[2])
-    return _Docs(lines)
+    return _Docs(lines, path)
 
 
 class _Tables(MutableMapping):

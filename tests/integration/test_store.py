@@ -215,3 +215,18 @@ def test_a_snapshot_written_as_one_json_object_is_read_and_rewritten_as_lines(tm
     text = (tmp_path / "intake.submissions.json").read_text(encoding="utf-8")
     assert text.startswith('1\t"<old@x>"\t{')
     assert [s["message_id"] for s in reopened(tmp_path).submissions.all()] == ["<old@x>", "<new@x>"]
+
+
+def test_a_damaged_snapshot_line_is_a_store_error_not_a_traceback(tmp_path):
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    with store.transaction():
+        store.submissions.add({"message_id": "<a@x>", "status": "accepted"})
+        store.submissions.add({"message_id": "<b@x>", "status": "accepted"})
+    store.compact()
+    path = tmp_path / "intake.submissions.json"
+    path.write_bytes(path.read_bytes().replace(b'"status":"accepted"}\n', b'"status":"acc\n', 1))
+    with pytest.raises(StoreError, match="damaged document"):
+        reopened(tmp_path).submissions.get("<a@x>")
+    path.write_bytes(b"garbage without tabs\n")
+    with pytest.raises(StoreError, match="damaged line"):
+        reopened(tmp_path).submissions.all()
