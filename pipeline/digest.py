@@ -160,31 +160,15 @@ def cutoff_for(date: dt.date, settings: Settings, now: dt.datetime) -> dt.dateti
 
 def build_figures(store, settings: Settings, date: dt.date, now: dt.datetime) -> DigestFigures:
     cutoff = cutoff_for(date, settings, now)
-    previous = store.digests.latest_before(date.isoformat())
-    previous_cutoff = dt.datetime.fromisoformat(previous["cutoff"]) if previous else None
+    previous_cutoff = _previous_cutoff(store, date)
     candidates, submissions = roster_as_of(store, cutoff)
     candidates = in_county_order(candidates, settings)
     rows = rows_for(candidates, submissions, settings)
-    deadline = settings.campaign.submission_deadline
-    return DigestFigures(
-        date=date, cutoff=cutoff, previous_cutoff=previous_cutoff, deadline=deadline,
-        days_left=(deadline - date).days,
-        totals=_totals(rows, submissions),
-        rows=rows,
-        waiting=[WaitingCounty(r.county, r.emails) for r in rows if not r.has_candidates],
+    return _figures(
+        store, settings, date, cutoff, previous_cutoff, candidates, rows, _totals(rows, submissions),
+        listed=submissions, replies=store.outbox.all(),
         new=_new_since(submissions, candidates, previous_cutoff),
-        new_skipped=sum(1 for s in _since(submissions, previous_cutoff) if s["status"] == "skipped"),
-        problems=_open_problems(candidates),
-        unknown_senders=_unknown_senders(submissions, settings),
-        failed_replies=_failed_replies(store.outbox.all(), settings),
-        unsealed=_unsealed(candidates),
-        questions=[PersonQuestion(q["message_id"], q.get("county") or "", q.get("from", ""),
-                                  q.get("subject", ""), q["received_at"], q.get("words", ""))
-                   for q in open_questions(submissions, cutoff)],
-        reminders=[SentReminder(r["county"], r["missing"], r["deadline"])
-                   for r in store.reminders.on(date.isoformat())],
-        reviews=_reviews(candidates, cutoff),
-    )
+        new_skipped=sum(1 for s in _since(submissions, previous_cutoff) if s["status"] == "skipped"))
 
 
 def status_figures(store, settings: Settings, now: dt.datetime) -> DigestFigures:
@@ -196,35 +180,49 @@ def status_figures(store, settings: Settings, now: dt.datetime) -> DigestFigures
     since the previous digest (`new`, `new_skipped`) and the questions' words. A store not
     mirrored yet (written by an older intake, not yet opened by a writer) is read whole, as the
     digest reads it."""
-    if not store.mirrored:
-        return build_figures(store, settings, local_today(settings, now), now)
     date = local_today(settings, now)
-    cutoff = cutoff_for(date, settings, now)
-    previous = store.digests.latest_before(date.isoformat())
+    if not store.mirrored:
+        return build_figures(store, settings, date, now)
     candidates = in_county_order(store.candidates.all_with_ends(), settings)
-    watched = store.submissions.to_watch()
     tally = store.submissions.tally()
     rows = rows_for(candidates, [], settings)
     for row in rows:
         row.emails = tally.get(row.county, {}).get("emails", 0)
         row.last_submission = tally.get(row.county, {}).get("last", "")
+    totals = _totals(rows, emails=sum(t["emails"] for t in tally.values()),
+                     skipped=sum(t["skipped"] for t in tally.values()))
+    return _figures(store, settings, date, cutoff_for(date, settings, now), _previous_cutoff(store, date),
+                    candidates, rows, totals, listed=store.submissions.to_watch(),
+                    replies=store.outbox.unsettled_replies())
+
+
+def _previous_cutoff(store, date: dt.date) -> dt.datetime | None:
+    previous = store.digests.latest_before(date.isoformat())
+    return dt.datetime.fromisoformat(previous["cutoff"]) if previous else None
+
+
+def _figures(store, settings: Settings, date: dt.date, cutoff: dt.datetime,
+             previous_cutoff: dt.datetime | None, candidates: list[dict], rows: list[CountyRow],
+             totals: Totals, listed: list[dict], replies: list[dict], new: list[NewSubmission] = (),
+             new_skipped: int = 0) -> DigestFigures:
+    """The figures from what was read: `listed` holds at least the emails of unregistered
+    senders and the open questions, `replies` at least those not settled."""
     deadline = settings.campaign.submission_deadline
     return DigestFigures(
-        date=date, cutoff=cutoff,
-        previous_cutoff=dt.datetime.fromisoformat(previous["cutoff"]) if previous else None,
-        deadline=deadline, days_left=(deadline - date).days,
-        totals=_totals(rows, emails=sum(t["emails"] for t in tally.values()),
-                       skipped=sum(t["skipped"] for t in tally.values())),
+        date=date, cutoff=cutoff, previous_cutoff=previous_cutoff, deadline=deadline,
+        days_left=(deadline - date).days,
+        totals=totals,
         rows=rows,
         waiting=[WaitingCounty(r.county, r.emails) for r in rows if not r.has_candidates],
-        new=[], new_skipped=0,
+        new=list(new),
+        new_skipped=new_skipped,
         problems=_open_problems(candidates),
-        unknown_senders=_unknown_senders(watched, settings),
-        failed_replies=_failed_replies(store.outbox.unsettled_replies(), settings),
+        unknown_senders=_unknown_senders(listed, settings),
+        failed_replies=_failed_replies(replies, settings),
         unsealed=_unsealed(candidates),
         questions=[PersonQuestion(q["message_id"], q.get("county") or "", q.get("from", ""),
-                                  q.get("subject", ""), q["received_at"], "")
-                   for q in open_questions(watched, cutoff)],
+                                  q.get("subject", ""), q["received_at"], q.get("words", ""))
+                   for q in open_questions(listed, cutoff)],
         reminders=[SentReminder(r["county"], r["missing"], r["deadline"])
                    for r in store.reminders.on(date.isoformat())],
         reviews=_reviews(candidates, cutoff),

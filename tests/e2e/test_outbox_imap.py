@@ -66,13 +66,7 @@ def test_the_reply_is_kept_in_the_folder_flagged_sent_not_one_named_like_it(mail
     assert b"\\Seen" in flags
     assert mail.folder("已发送") == []
     # intake's one session (it sends ID) read the inbox and kept the copy: no second login
-    deadline = time.monotonic() + 5
-    while True:
-        ours = [s for s in dovecot.imap_sessions(mail.user) if "ID" in s]
-        if (ours and "LOGOUT" in ours[0]) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    [ours] = ours
+    [ours] = intake_sessions(dovecot, mail.user)
     assert ours.index("SELECT") < ours.index("APPEND") < ours.index("LOGOUT")
 
     mail.run("poll", "--once")
@@ -110,14 +104,19 @@ def test_many_replies_are_kept_in_sent_each_once_in_one_append(mail, dovecot, sm
         str(d.message["Message-ID"]) for d in delivered)
     assert sorted(str(c["In-Reply-To"]) for c, _ in copies) == [f"<many-{i}@example.cn>" for i in range(4)]
     assert all(b"\\Seen" in flags for _, flags in copies)
-    deadline = time.monotonic() + 5
-    while True:
-        ours = [s for s in dovecot.imap_sessions(mail.user) if "ID" in s]
-        if (ours and "LOGOUT" in ours[0]) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    ours = intake_sessions(dovecot, mail.user)
     assert ours[0].count("APPEND") == 1
 
     mail.run("poll", "--once")
     time.sleep(0.3)
     assert len(mail.folder("Sent")) == len(senders) and len(smtp_server.messages) == len(senders)
+
+
+def intake_sessions(dovecot, user: str) -> list:
+    """intake's IMAP sessions (it sends ID), once the first has logged out (5 s at most)."""
+    deadline = time.monotonic() + 5
+    while True:
+        ours = [s for s in dovecot.imap_sessions(user) if "ID" in s]
+        if (ours and "LOGOUT" in ours[0]) or time.monotonic() > deadline:
+            return ours
+        time.sleep(0.05)

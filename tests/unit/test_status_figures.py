@@ -5,28 +5,12 @@ on a store written through transactions and on an older one."""
 import dataclasses
 import datetime as dt
 
-import pytest
-
 from pipeline.digest import build_figures, local_today, status_figures
-from pipeline.settings import load_settings
 from store.repository import Store
-from tests.configs import write_config
-from tests.unit.test_digest import (add_candidate, add_reply, add_submission, at, problem,
-                                    version)
+from tests.unit.test_digest import (add_candidate, add_reply, add_submission, at, problem,  # noqa: F401
+                                    settings, store, version)   # settings, store: the fixtures
 
 NOW = at(25, 8)
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return load_settings(write_config(tmp_path))
-
-
-@pytest.fixture
-def store(settings):
-    s = Store(settings.store.path, settings.store.files)
-    yield s
-    s.close()
 
 
 def write_season(store) -> None:
