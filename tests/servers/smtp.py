@@ -47,12 +47,20 @@ class ReceivedMessage:
     envelope_from: str
     rcpt_tos: list[str]
     raw: bytes  # exactly as received after DATA (CRLF line ends)
-    message: EmailMessage  # policy.default, parsed from raw with CRLF -> LF
+    _message: EmailMessage | None = None  # see `message`
     mail_options: list[str] = field(default_factory=list)
     rcpt_options: list[str] = field(default_factory=list)
     auth_login: str | None = None  # the AUTH username of the session, if any
     tls: bool = False  # the session was encrypted (STARTTLS or implicit TLS)
     reply: str = "250 OK"  # what the server answered to DATA
+
+    @property
+    def message(self) -> EmailMessage:
+        """policy.default, parsed from raw with CRLF -> LF (so get_content() gives "\\n"), when
+        first asked for: parsing every DATA would load the core a benchmark shares with intake."""
+        if self._message is None:
+            self._message = BytesParser(policy=email.policy.default).parsebytes(self.raw.replace(b"\r\n", b"\n"))
+        return self._message
 
 
 class _Handler:
@@ -68,8 +76,6 @@ class _Handler:
             envelope_from=envelope.mail_from,
             rcpt_tos=list(envelope.rcpt_tos),
             raw=raw,
-            # Parsed with LF line ends so get_content() gives "\n", not "\r\n".
-            message=BytesParser(policy=email.policy.default).parsebytes(raw.replace(b"\r\n", b"\n")),
             mail_options=list(envelope.mail_options),
             rcpt_options=list(envelope.rcpt_options),
             auth_login=login,
