@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending
@@ -18,6 +19,8 @@ from pipeline.settings import Settings
 from pipeline.sources import Incoming, source_for
 
 log = logging.getLogger("intake.poll")
+GROUP_MESSAGES = 25    # a group commit's size: the IMAP fetch batch
+GROUP_SECONDS = 1.0    # ... or what a second of processing gathered
 
 
 @dataclass
@@ -49,11 +52,18 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
     report = PassReport()
     inflight = failures.InFlight(store.path)
     inflight.recover(store, clock())
-    for incoming in _to_take(source, store, clock()):
-        if stop is not None and stop.is_set():
-            break
-        report.read += 1
-        _take(store, settings, source, incoming, clock(), report, inflight)
+    # A backlog is committed in groups: one fsync for up to GROUP_MESSAGES messages, or what
+    # GROUP_SECONDS gathered (store.group_commit). Nothing leaves before its group is on disk.
+    with store.group_commit():
+        started = time.monotonic()
+        for n, incoming in enumerate(_to_take(source, store, clock()), start=1):
+            if stop is not None and stop.is_set():
+                break
+            report.read += 1
+            _take(store, settings, source, incoming, clock(), report, inflight)
+            if n % GROUP_MESSAGES == 0 or time.monotonic() - started > GROUP_SECONDS:
+                store.sync()
+                started = time.monotonic()
     # Still inside the mailbox session: a copy of each reply goes to its Sent folder over the
     # same login.
     report.delivery = deliver_pending(store, transport_for(settings.smtp), clock(),
@@ -97,7 +107,7 @@ def _take(store, settings: Settings, source, incoming: Incoming, now: dt.datetim
         inflight.end()
     failures.resolve(store, incoming.ref)
     if source.commit_after:
-        source.mark_done(incoming, store.ledger)
+        store.when_durable(lambda: source.mark_done(incoming, store.ledger))
     if submission is None:
         return
     if submission["status"] == "skipped":

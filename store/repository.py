@@ -105,6 +105,7 @@ class Store:
             for repo in self._repositories() if isinstance(repo, _Keyed)})
         self._storage.key_functions["candidate_versions"] = _candidate_key
         self._lock_fh = None
+        self._group: list | None = None   # steps waiting for durability, inside group_commit
 
     def _make_storage(self, path):
         self._storage = JournaledStorage(path)
@@ -146,18 +147,57 @@ class Store:
     @contextlib.contextmanager
     def transaction(self):
         """Commit everything done inside at once; on an exception, keep nothing of it.
-        The first transaction takes the single-writer lock."""
+        The first transaction takes the single-writer lock. Inside `group_commit`, the
+        commit becomes durable at the group's next `sync`."""
         if self._lock_fh is None:
             self.lock()
         self._changes = []
         try:
             yield self
-            self.files.flush()   # the files its records name are on disk before the records
+            if self._group is None:
+                self.files.flush()   # the files its records name are on disk before the records
         except BaseException:
             self._rollback()
             raise
         changes, self._changes = list(dict.fromkeys(self._changes)), []
-        self._storage.commit(changes)
+        self._storage.commit(changes, durable=self._group is None)
+
+    @contextlib.contextmanager
+    def group_commit(self):
+        """Transactions inside are committed as usual (later code and this process see them)
+        but made durable together: at `sync()` and at the end, one fsync for many, the files
+        first. What must wait until a commit is on disk (moving a message out of the inbox,
+        handing its reply to the SMTP server) goes to `when_durable`. A crash in between
+        loses the group's commits and, with them, those waiting steps: the messages are read
+        again by the next pass, as if never read. Not nested."""
+        if self._group is not None:
+            raise RuntimeError("group_commit is not nested")
+        self._group = []
+        try:
+            yield self
+        finally:
+            try:
+                self.sync()
+            finally:
+                self._group = None
+
+    def when_durable(self, step) -> None:
+        """Run `step()` once what has been committed so far is on disk: now, outside a group."""
+        if self._group is None:
+            step()
+        else:
+            self._group.append(step)
+
+    def sync(self) -> None:
+        """Make the group's commits durable (files, then one journal fsync), then run the
+        steps that waited for them, in order."""
+        if self._group is None:
+            return
+        self.files.flush()
+        self._storage.sync()
+        steps, self._group[:] = list(self._group), []
+        for step in steps:
+            step()
 
     def _rollback(self) -> None:
         self._changes = []

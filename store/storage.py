@@ -185,6 +185,7 @@ class JournaledStorage(Storage):
         self._snapshot_bytes = 0              # all the tables' snapshots (writer)
         self._reader_cache: tuple | None = None   # (journal's stat, its entries), for readers
         self._torn = False
+        self._unsynced: list[str] = []        # journal lines committed, not yet written (`commit`)
         self._read_manifest()
 
     # TinyDB's side: the tables, each loaded when first used.
@@ -235,24 +236,41 @@ class JournaledStorage(Storage):
                 return docs
         raise StoreError(f"{self.path} keeps changing while it is read")
 
-    def commit(self, changes: list[tuple[str, str]]) -> None:
-        """Make the named documents (table, doc id) durable as they now are in memory."""
-        if not changes:
+    def commit(self, changes: list[tuple[str, str]], durable: bool = True) -> None:
+        """Make the named documents (table, doc id) durable as they now are in memory.
+        `durable=False`: only note them; the next `sync` writes them with whatever else was
+        noted, in one fsync (a group commit). Until then the commit is in this process's
+        memory only: a crash loses it, and readers in other processes do not see it."""
+        if changes:
+            loaded = self._tables.loaded
+            entries = [[table, doc_id, loaded.get(table, {}).get(doc_id)] for table, doc_id in changes]
+            self._unsynced.append(json.dumps({"c": entries}, ensure_ascii=False, separators=(",", ":")) + "\n")
+            # The writer's journal is read from disk at most once, so what it lacks from disk
+            # must be added here (a rollback reloads tables from it).
+            parsed = self._writer_journal() if self._writer else self._parsed
+            if parsed is not None:
+                for table, doc_id, doc in entries:
+                    parsed.setdefault(table, []).append((doc_id, doc))
+        if durable:
+            self.sync()
+
+    def sync(self) -> None:
+        """Write the commits noted since the last sync to the journal, one write and one fsync."""
+        if not self._unsynced:
             return
-        loaded = self._tables.loaded
-        entries = [[table, doc_id, loaded.get(table, {}).get(doc_id)] for table, doc_id in changes]
-        line = json.dumps({"c": entries}, ensure_ascii=False, separators=(",", ":")) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        lines, self._unsynced = self._unsynced, []
         try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if self._parsed is not None:
-            for table, doc_id, doc in entries:
-                self._parsed.setdefault(table, []).append((doc_id, doc))
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, "".join(lines).encode("utf-8"))
+                os.fsync(fd)
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+        except OSError:
+            self._unsynced = lines + self._unsynced   # tried again by the next sync
+            raise
         if size > min(COMPACT_JOURNAL_BYTES, max(COMPACT_FLOOR_BYTES, COMPACT_RATIO * self._snapshot_bytes)):
             self.compact()
 

@@ -224,3 +224,38 @@ def test_over_imap_a_failed_uid_below_later_ones_is_still_retried(tmp_path, dove
     finally:
         client.logout()
     store.close()
+
+
+def test_a_kill_in_the_middle_of_a_backlog_loses_nothing_and_answers_each_message_once(maildir):
+    """A backlog is committed in groups (store.group_commit): a kill before a group is on disk
+    loses its records, so none of its messages may have left new/ yet and none of its replies
+    gone out; the next pass reads them again and answers each once."""
+    config, settings, store = maildir
+    store.close()
+    pid = os.fork()
+    if pid == 0:   # the worker, killed (no cleanup at all) when it reaches the third message
+        try:
+            real, calls = poll.process_message, []
+
+            def process(raw, *args, **kwargs):
+                calls.append(raw)
+                if len(calls) == 3:
+                    os._exit(9)
+                return real(raw, *args, **kwargs)
+
+            poll.process_message = process
+            poll.run_pass(settings, Store(settings.store.path, settings.store.files), Clock(T0))
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9
+    after_kill = Store(settings.store.path, settings.store.files)
+    for name in os.listdir(settings.mailbox.path / "cur"):   # out of new/ only once on disk
+        raw = (settings.mailbox.path / "cur" / name).read_bytes()
+        assert any(s["message_id"].encode() in raw for s in after_kill.submissions.all()), name
+    assert maildir_replies(config.parent / "sent") == []
+
+    report = poll.run_pass(settings, after_kill, Clock(T0))
+    assert report.failed == 0 and new_files(settings) == []
+    replies = maildir_replies(config.parent / "sent")
+    assert sorted(r["In-Reply-To"] for r in replies) == ["<a@example.cn>", "<bad@example.cn>", "<c@example.cn>"]

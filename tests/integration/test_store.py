@@ -68,6 +68,36 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
     assert [s["message_id"] for s in reopened.submissions.all()] == ["<a@x>"]
 
 
+def test_a_group_of_commits_is_on_disk_at_once_and_what_waits_for_it_runs_after(tmp_path):
+    """store.group_commit: each transaction commits (this process sees it, a failed one keeps
+    nothing) but the disk gets the group at `sync`, files first; steps that must wait for the
+    disk (moving a message out of the inbox) run only then."""
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    ran = []
+    with store.group_commit():
+        with store.transaction():
+            digest = store.files.put(b"form bytes")
+            store.submissions.add({"message_id": "<a@x>", "files": [{"sha256": digest}]})
+        store.when_durable(lambda: ran.append(reopened(tmp_path).submissions.get("<a@x>") is not None))
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.submissions.add({"message_id": "<b@x>", "status": "accepted"})
+                raise RuntimeError("converter crashed")
+        with store.transaction():
+            store.submissions.update("<a@x>", status="accepted")
+        assert [s["message_id"] for s in store.submissions.all()] == ["<a@x>"]
+        assert reopened(tmp_path).submissions.all() == [] and ran == []   # a kill now loses the group
+        store.sync()
+        assert ran == [True]
+        assert store.files.path_of(digest).read_bytes() == b"form bytes"
+        with store.transaction():
+            store.submissions.add({"message_id": "<c@x>", "status": "accepted"})
+    assert [(s["message_id"], s.get("status")) for s in reopened(tmp_path).submissions.all()] == [
+        ("<a@x>", "accepted"), ("<c@x>", "accepted")]
+    store.when_durable(lambda: ran.append("at once"))   # outside a group: nothing to wait for
+    assert ran == [True, "at once"]
+
+
 def test_files_are_kept_by_content_and_private(tmp_path):
     store = Store(tmp_path / "intake.json", tmp_path / "files")
     digest = store.files.put(b"form bytes")
