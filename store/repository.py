@@ -975,7 +975,9 @@ class Outbox(_Keyed):
         their bodies. Given `to` and/or `thread`, only the replies sent to that address or in
         that thread are looked at (through the index). Replies are stored in the order they
         were created, so each walk goes newest first and stops a day before `since` (room for
-        clocks that disagree): the cost is that of the day's replies, not the season's."""
+        clocks that disagree): the cost is that of the day's replies, not the season's.
+        Each reply is a copy whose nested values (its thread) are shared with the store, for
+        callers that only read them (the manners caps, the repeat rule)."""
         stop_before = since - dt.timedelta(days=1)
         raw = _raw(self.table)
         if to is not None or thread:
@@ -985,7 +987,7 @@ class Outbox(_Keyed):
                     if _moment(raw[str(doc_id)]["created_at"]) < stop_before:
                         break
                     ids.add(doc_id)
-            return [self._reply(_plain(doc)) for doc in self._docs(sorted(ids, reverse=True))
+            return [self._reply(doc) for doc in self._docs(sorted(ids, reverse=True))
                     if _moment(doc["created_at"]) >= since and wanted(doc)]
         self._concerning_since(stop_before)
         found = []
@@ -994,7 +996,7 @@ class Outbox(_Keyed):
             if created < stop_before:
                 break
             if created >= since and wanted(doc):
-                found.append(self._reply(_plain(doc)))
+                found.append(self._reply(doc))
         return found
 
     def undeliverable(self) -> list[dict]:
