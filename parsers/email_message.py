@@ -45,6 +45,7 @@ MAX_RAW_HEADER = 16 << 10   # what is kept of any header (a long References stay
 def parse_email(raw: bytes) -> ParsedEmail:
     """Parse any bytes into a ParsedEmail; garbage gives empty fields, never an exception."""
     msg = _structure(raw)
+    leaves = _leaves(msg)
     from_name, from_addr, from_doubt = sender(msg)
     message_id = _first_msgid(header_text(msg, "Message-ID", _RAW_HEADER_CHARS))
     return ParsedEmail(
@@ -58,10 +59,10 @@ def parse_email(raw: bytes) -> ParsedEmail:
         references=_references(header_text(msg, "References")),
         content_type=msg.get_content_type(),
         headers=msg,
-        attachments=list(_attachments(msg)),
-        text=_body_text(msg),
-        html=_body_text(msg, "text/html"),
-        cloud_links=cloud_links(msg),
+        attachments=list(_attachments(leaves)),
+        text=_body_text(leaves),
+        html=_body_text(leaves, "text/html"),
+        cloud_links=cloud_links(leaves),
     )
 
 
@@ -263,10 +264,10 @@ def sanitize_filename(name: str, fallback: str = "附件") -> str:
     return name or fallback
 
 
-def _attachments(msg: Message):
+def _attachments(leaves: list[tuple[Message, bool]]):
     count = 0
-    for part in _leaf_parts(msg):
-        if not _is_attachment(part):
+    for part, attached in leaves:
+        if not attached:
             continue
         try:
             data = _payload_bytes(part)
@@ -293,6 +294,12 @@ def _payload_bytes(part: Message) -> bytes | None:
     return part.get_payload(decode=True)
 
 
+def _leaves(msg: Message) -> list[tuple[Message, bool]]:
+    """The leaf parts, each with whether it is an attachment: worked out once (~40 µs a part),
+    for the attachments, both bodies and the cloud links."""
+    return [(part, _is_attachment(part)) for part in _leaf_parts(msg)]
+
+
 def _leaf_parts(msg: Message):
     """The first MAX_PARTS parts that are not containers, in order."""
     try:
@@ -313,9 +320,9 @@ def _is_attachment(part: Message) -> bool:
     return maintype in ("application", "image") and not part.get("Content-ID")
 
 
-def _body_text(msg: Message, content_type: str = "text/plain") -> str:
-    for part in _leaf_parts(msg):
-        if part.get_content_type() == content_type and not _is_attachment(part):
+def _body_text(leaves: list[tuple[Message, bool]], content_type: str = "text/plain") -> str:
+    for part, attached in leaves:
+        if part.get_content_type() == content_type and not attached:
             try:
                 data = part.get_payload(decode=True) or b""
             except Exception:  # noqa: BLE001
@@ -332,11 +339,11 @@ _CLOUD = re.compile(
     r"(?:large-attachment|cloud-attachment|bigattach|ftnExs|\bftn/|ftn_handler)", re.I)
 
 
-def cloud_links(msg: Message) -> list[str]:
+def cloud_links(leaves: list[tuple[Message, bool]]) -> list[str]:
     """Links to files left on 163/126/QQ mail's cloud storage instead of being attached."""
     found: list[str] = []
-    for part in _leaf_parts(msg):
-        if part.get_content_maintype() != "text" or _is_attachment(part):
+    for part, attached in leaves:
+        if part.get_content_maintype() != "text" or attached:
             continue
         try:
             data = part.get_payload(decode=True) or b""
