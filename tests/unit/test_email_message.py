@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from parsers.email_message import parse_email, sanitize_filename
+from parsers.email_message import _fed, _well_formed, parse_email, sanitize_filename
 from pipeline.sample_mail import foxmail_email
 
 CORPORA = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "mail-gem"
@@ -115,3 +115,14 @@ def test_a_ten_megabyte_subject_is_cut_to_two_hundred_characters():
     parsed = parse_email(raw)
     assert len(parsed.subject) == 200 and parsed.subject.startswith("推荐表很长的主题")
     assert parsed.subject.endswith("…")
+
+
+@pytest.mark.parametrize("raw, well_formed", [
+    (foxmail_email("hetang@example.cn", "zzdztxhrj@163.com", "推荐表", [("推荐表.docx", b"PK\x03\x04")]), True),
+    (b"From: a@example.cn\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n--BB\r\n\r\nhi\r\n", False),  # never closed
+    (b"From: a@example.cn\r\nContent-Type: multipart/mixed\r\n\r\nno boundary\r\n", False),
+    (b"From: a@example.cn\r\nReferences: " + b"<a@x> " * 3000 + b"\r\n\r\nbody\r\n", False),  # a header cut short
+])
+def test_only_a_message_read_without_a_defect_skips_mail_parser(raw, well_formed):
+    # Skipping mail-parser's parse is only safe where it could not change the message read.
+    assert _well_formed(_fed(raw)) is well_formed
