@@ -1,4 +1,5 @@
 """One pass over the mailbox: every new message processed and committed, then the outbox sent.
+Each reply starts going out as soon as it is committed, while the pass goes on (outbox/early.py).
 
 A message that fails is recorded (pipeline/failures.py), left where it is and retried on a
 later pass; the pass goes on with the next one.
@@ -10,6 +11,8 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from outbox.compose import reply_message_id
+from outbox.early import EarlySending
 from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending
 from outbox.transports import transport_for
 from pipeline import failures
@@ -49,17 +52,26 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
     report = PassReport()
     inflight = failures.InFlight(store.path)
     inflight.recover(store, clock())
-    for incoming in _to_take(source, store, clock()):
-        if stop is not None and stop.is_set():
-            break
-        report.read += 1
-        _take(store, settings, source, incoming, clock(), report, inflight)
+    transport, policy = transport_for(settings.smtp), RetryPolicy.from_settings(settings.smtp)
+    sending = EarlySending.start(store, transport, clock(), policy)
+    try:
+        for incoming in _to_take(source, store, clock()):
+            if stop is not None and stop.is_set():
+                break
+            report.read += 1
+            _take(store, settings, source, incoming, clock(), report, inflight, sending)
+    except BaseException:
+        if sending is not None:   # what was sent is recorded; nothing more is sent
+            sending.abort(store, clock())
+        raise
+    if sending is not None:
+        sending.finish(store, clock())
     # Still inside the mailbox session: a copy of each reply goes to its Sent folder over the
     # same login.
-    report.delivery = deliver_pending(store, transport_for(settings.smtp), clock(),
-                                      RetryPolicy.from_settings(settings.smtp),
+    report.delivery = deliver_pending(store, transport, clock(), policy,
                                       on_sent=source.append_sent,
-                                      on_sent_all=getattr(source, "append_sent_all", None))
+                                      on_sent_all=getattr(source, "append_sent_all", None),
+                                      early=sending)
     return report
 
 
@@ -79,27 +91,35 @@ def _to_take(source, store, now: dt.datetime):
 
 
 def _take(store, settings: Settings, source, incoming: Incoming, now: dt.datetime,
-          report: PassReport, inflight: failures.InFlight) -> None:
+          report: PassReport, inflight: failures.InFlight, sending: EarlySending | None = None) -> None:
     origin = {"folder": incoming.folder, "uid": incoming.uid, "uidvalidity": incoming.uidvalidity,
               "key": incoming.key}
     inflight.begin(incoming.ref, origin, incoming.raw)
+    sent = []
     try:
         with store.transaction():
             submission = process_message(incoming.raw, incoming.received_at, store, settings, now,
                                          origin, oversize=incoming.oversize)
             if not source.commit_after:
                 source.mark_done(incoming, store.ledger)
+            if sending is not None:   # the replies sent meanwhile, in the same commit
+                sent = sending.fold(store, now)
     except Exception as exc:  # noqa: BLE001 — one bad message must not stop the pass
         failures.record(store, incoming.ref, origin, incoming.raw, failures.describe_exception(exc), now)
         report.failed += 1
         return
     finally:
         inflight.end()
+    if sending is not None:
+        sending.committed(sent)
     failures.resolve(store, incoming.ref)
     if source.commit_after:
         source.mark_done(incoming, store.ledger)
     if submission is None:
         return
+    if sending is not None:
+        sending.offer(store, [reply_message_id(submission["message_id"], kind, settings.smtp.from_address)
+                              for kind in ("reply", "forward")], now)
     if submission["status"] == "skipped":
         report.skipped += 1
     else:
