@@ -64,7 +64,8 @@ class EarlySending:
             return None
         sending = cls(store, transport, policy)
         sending._thread.start()
-        sending.offer(store, [r["reply_id"] for r in due_replies(store.outbox.with_status("pending"), now)], now)
+        due = due_replies(store.outbox.with_status("pending"), now)
+        sending.offer(store, [reply["reply_id"] for reply in due], now)
         return sending
 
     # The pass's thread ------------------------------------------------------------------

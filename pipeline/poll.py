@@ -16,6 +16,7 @@ from outbox.early import EarlySending
 from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending
 from outbox.transports import transport_for
 from pipeline import failures
+from pipeline.errors import ConfigError
 from pipeline.process import process_message
 from pipeline.settings import Settings
 from pipeline.sources import Incoming, source_for
@@ -52,8 +53,12 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
     report = PassReport()
     inflight = failures.InFlight(store.path)
     inflight.recover(store, clock())
-    transport, policy = transport_for(settings.smtp), RetryPolicy.from_settings(settings.smtp)
-    sending = EarlySending.start(store, transport, clock(), policy)
+    policy = RetryPolicy.from_settings(settings.smtp)
+    try:
+        transport = transport_for(settings.smtp)
+    except ConfigError:   # its secret is missing: said at the end, once the messages are in
+        transport = None
+    sending = EarlySending.start(store, transport, clock(), policy) if transport is not None else None
     try:
         for incoming in _to_take(source, store, clock()):
             if stop is not None and stop.is_set():
@@ -68,7 +73,7 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
         sending.finish(store, clock())
     # Still inside the mailbox session: a copy of each reply goes to its Sent folder over the
     # same login.
-    report.delivery = deliver_pending(store, transport, clock(), policy,
+    report.delivery = deliver_pending(store, transport or transport_for(settings.smtp), clock(), policy,
                                       on_sent=source.append_sent,
                                       on_sent_all=getattr(source, "append_sent_all", None),
                                       early=sending)
