@@ -7,11 +7,13 @@ import datetime as dt
 import pytest
 
 from outbox import early
-from outbox.queue import Handover, requeue_failed
+from outbox.queue import Handover, enqueue, requeue_failed
+from outbox.transports import SmtpTransport
 from pipeline import poll, sample_mail, samples
 from pipeline.settings import load_settings
 from store.repository import Store
 from tests.configs import MAILBOX, mail_server_config
+from tests.replies import reply
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 JULY_20 = dt.datetime(2022, 7, 20, 10, 0, tzinfo=TZ)
@@ -164,3 +166,21 @@ def test_an_unreachable_server_during_early_sending_makes_every_reply_wait(backl
     replies = store.outbox.with_status("pending")
     assert [r["attempts"] for r in replies] == [1, 1, 1]
     assert all(r["next_attempt_at"] > T0.isoformat() for r in replies)
+
+
+def test_every_reply_named_by_a_handover_marker_is_recovered_as_uncertain(tmp_path):
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    with store.transaction():
+        for n in (1, 2, 3, 4):
+            enqueue(store, reply(n), f"<sub-{n}@x>", "reply", T0)
+    Handover(store.path).begin("<reply-1@163.com>")   # sent early, not recorded: a kill
+    Handover(store.path).begin("<reply-2@163.com>")
+    (tmp_path / "intake.json.sending").write_text("<reply-3@163.com>")   # an older intake's marker
+    assert Handover(store.path).active("<reply-2@163.com>")
+    assert not Handover(store.path).active("<reply-4@163.com>")
+
+    unused = SmtpTransport("127.0.0.1", 1, "none", "", "", "zzdztxhrj@163.com")
+    Handover(store.path).recover(store, unused, T0)
+    assert [r["status"] for r in store.outbox.all()] == ["uncertain"] * 3 + ["pending"]
+    assert not Handover(store.path).active() and not list(tmp_path.glob("intake.json.sending*"))
+    store.close()
