@@ -19,7 +19,7 @@ from typing import Callable
 
 from outbox.manners import ReplyLimits, reply_allowed, thread_of
 from outbox.transports import DeliveryError, TransportUnavailable
-from store.marker import Marker
+from store.marker import Markers
 
 log = logging.getLogger("intake.outbox")
 
@@ -131,7 +131,8 @@ def due_replies(pending: list[dict], now: dt.datetime) -> list[dict]:
 def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | None = None,
                     rng: random.Random | None = None,
                     on_sent: Callable[[bytes], bool] | None = None,
-                    on_sent_all: Callable[[list[bytes]], bool | None] | None = None) -> DeliveryReport:
+                    on_sent_all: Callable[[list[bytes]], bool | None] | None = None,
+                    early=None) -> DeliveryReport:
     """The one way replies (and digests) leave: send the due ones, at most `policy.batch_size`
     over one connection, unless the server asked for a pause; then keep the copies in the Sent
     folder that are due. `on_sent(raw)` appends one copy: True when kept, False when the
@@ -139,16 +140,23 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
     is tried again on a later call. Without it (the digest command has no mailbox session) the
     copies wait, recorded, for the next pass. `on_sent_all(raws)`, when given, appends many
     copies in one command, all or none (IMAP MULTIAPPEND): as `on_sent`, or None when the
-    server cannot, and `on_sent` does them one by one."""
+    server cannot, and `on_sent` does them one by one.
+
+    `early` (outbox/early.py), finished: the replies the pass already sent while it went on.
+    They count in its report and in the batch; when the server was unreachable then, the rest
+    is not tried again in this pass, as if it had all gone over one connection."""
     policy = policy or RetryPolicy()
     rng = rng or random.Random()
-    report = DeliveryReport()
+    report = early.report if early is not None else DeliveryReport()
     handover = Handover(store.path)
     handover.recover(store, transport, now)
     server = getattr(transport, "server", None)
     if not (server and store.pauses.active(server, now)):
-        batch = due_replies(store.outbox.with_status("pending"), now)[:policy.batch_size]
-        if batch:
+        budget = policy.batch_size - (early.tried if early is not None else 0)
+        batch = due_replies(store.outbox.with_status("pending"), now)[:max(budget, 0)]
+        if batch and early is not None and early.unavailable is not None:
+            _unavailable(store, transport, early.unavailable, batch, now, policy, rng, report)
+        elif batch:
             _send_batch(store, transport, batch, now, report, policy, rng, handover)
     if report.sent:
         _pause_over(store, server)
@@ -171,14 +179,21 @@ def _send_batch(store, transport, batch: list[dict], now: dt.datetime, report: D
                 if paused:
                     return
     except TransportUnavailable as exc:
-        if exc.throttled:   # turned away at the door: 163's 421 HL:ICC greeting
-            _pause_server(store, transport, str(exc), now, policy, rng, report, tried=batch[done])
-            return
-        report.error = str(exc)
-        report.fatal = exc.needs_operator
-        if not exc.needs_operator:  # a refused login waits for the operator, not a backoff
-            for reply in batch[done:]:
-                _retry_later(store, reply, str(exc), now, policy, rng, report)
+        _unavailable(store, transport, exc, batch[done:], now, policy, rng, report)
+
+
+def _unavailable(store, transport, exc: TransportUnavailable, rest: list[dict], now: dt.datetime,
+                 policy: RetryPolicy, rng: random.Random, report: DeliveryReport) -> None:
+    """No connection to the server (or it broke): `rest`, the replies of the batch not sent,
+    the first of them the one tried, wait."""
+    if exc.throttled:   # turned away at the door: 163's 421 HL:ICC greeting
+        _pause_server(store, transport, str(exc), now, policy, rng, report, tried=rest[0])
+        return
+    report.error = str(exc)
+    report.fatal = exc.needs_operator
+    if not exc.needs_operator:  # a refused login waits for the operator, not a backoff
+        for reply in rest:
+            _retry_later(store, reply, str(exc), now, policy, rng, report)
 
 
 def _note_waiting(store, server: str | None, now: dt.datetime, report: DeliveryReport) -> None:
@@ -198,69 +213,86 @@ def _deliver_one(store, transport, reply: dict, now: dt.datetime, report: Delive
     """Send one reply and record the outcome. True when the server paused all sending."""
     # The stored reply was folded when it was composed: its bytes are sent as they are.
     raw = reply["raw"].encode("utf-8", "surrogateescape")
+    reply_id = reply["reply_id"]
     try:
-        transport.send(raw, handing_over=lambda: handover.begin(reply["reply_id"]))
+        transport.send(raw, handing_over=lambda: handover.begin(reply_id))
     except DeliveryError as exc:
-        handover.end()  # the server answered: nothing is uncertain
-        if exc.permanent:
-            with store.transaction():
-                store.outbox.update(reply["reply_id"], status="failed", attempts=reply["attempts"] + 1,
-                                    last_error=str(exc), failed_at=now.isoformat())
-            report.failed += 1
-            log.warning("reply %s refused for good: %s", reply["reply_id"], exc)
-            return False
-        if exc.throttled:
-            _pause_server(store, transport, str(exc), now, policy, rng, report, tried=reply,
-                          spam=exc.spam)
-            return True
-        _retry_later(store, reply, str(exc), now, policy, rng, report, spam=exc.spam)
-        return False
+        handover.end(reply_id)  # the server answered: nothing is uncertain
+        return _refused(store, transport, reply, exc, now, report, policy, rng)
     except TransportUnavailable:
-        if handover.active():  # the connection broke after the final dot: the server may have it
-            _mark_uncertain(store, reply["reply_id"], now)
-            handover.end()
+        if handover.active(reply_id):  # the connection broke after the final dot: the server may have it
+            _mark_uncertain(store, reply_id, now)
+            handover.end(reply_id)
         raise
     with store.transaction():
-        store.outbox.update(reply["reply_id"], status="sent", attempts=reply["attempts"] + 1,
-                            sent_at=now.isoformat(), last_error="", next_attempt_at=None, copy="due")
-    handover.end()
+        record_sent(store, reply, now)
+    handover.end(reply_id)
     report.sent += 1
     return False
 
 
+def record_sent(store, reply: dict, now: dt.datetime) -> None:
+    """The server took the reply. Inside a transaction."""
+    store.outbox.update(reply["reply_id"], status="sent", attempts=reply["attempts"] + 1,
+                        sent_at=now.isoformat(), last_error="", next_attempt_at=None, copy="due")
+
+
+def _refused(store, transport, reply: dict, exc: DeliveryError, now: dt.datetime,
+             report: DeliveryReport, policy: RetryPolicy, rng: random.Random) -> bool:
+    """Record the server's refusal of one reply. True when it paused all sending."""
+    if exc.permanent:
+        with store.transaction():
+            store.outbox.update(reply["reply_id"], status="failed", attempts=reply["attempts"] + 1,
+                                last_error=str(exc), failed_at=now.isoformat())
+        report.failed += 1
+        log.warning("reply %s refused for good: %s", reply["reply_id"], exc)
+        return False
+    if exc.throttled:
+        _pause_server(store, transport, str(exc), now, policy, rng, report, tried=reply,
+                      spam=exc.spam)
+        return True
+    _retry_later(store, reply, str(exc), now, policy, rng, report, spam=exc.spam)
+    return False
+
+
 class Handover:
-    """The reply whose final DATA dot is on its way, named in a marker (store/marker.py) set
-    before the dot is sent and cleared once the server's answer is recorded. A marker found
-    later means a crash in between: the reply is `uncertain`, never sent twice by itself."""
+    """The replies whose final DATA dot is on its way, each named in a marker of its own
+    (store/marker.py, STORE.sending.TAG) set before the dot is sent and cleared once the
+    server's answer is recorded: while a pass goes on, several may be sent and not recorded yet
+    (outbox/early.py). A marker found later means a crash in between: the reply is `uncertain`,
+    never sent twice by itself. begin/end may be called from the thread that sends."""
 
     def __init__(self, store_path):
-        self.marker = Marker(store_path, "sending")
-        self.path = self.marker.path
+        self.markers = Markers(store_path, "sending")
 
     def begin(self, reply_id: str) -> None:
-        self.marker.set(reply_id)
+        self.markers.marker(reply_id).set(reply_id)
 
-    def active(self) -> bool:
-        return self.marker.is_set()
+    def active(self, reply_id: str | None = None) -> bool:
+        """Whether this reply's marker (any reply's, without one) is set."""
+        if reply_id is not None:
+            return self.markers.marker(reply_id).is_set()
+        return bool(self.markers.all())
 
-    def end(self) -> None:
-        self.marker.clear()
+    def end(self, reply_id: str | None = None) -> None:
+        """Clear this reply's marker (every marker, without one)."""
+        for marker in [self.markers.marker(reply_id)] if reply_id is not None else self.markers.all():
+            marker.clear()
 
     def recover(self, store, transport, now: dt.datetime) -> None:
-        reply_id = self.marker.get()
-        if reply_id is None:
-            return
-        reply = store.outbox.get(reply_id)
-        if reply is not None and reply["status"] == "pending":
-            delivered = getattr(transport, "delivered", None)
-            if delivered is None:
-                _mark_uncertain(store, reply_id, now)
-            elif delivered(reply_id):
-                with store.transaction():
-                    store.outbox.update(reply_id, status="sent", sent_at=now.isoformat(),
-                                        attempts=reply["attempts"] + 1, next_attempt_at=None,
-                                        copy="due")
-        self.end()
+        for marker in self.markers.all():
+            reply_id = marker.get()
+            reply = store.outbox.get(reply_id) if reply_id else None
+            if reply is not None and reply["status"] == "pending":
+                delivered = getattr(transport, "delivered", None)
+                if delivered is None:
+                    _mark_uncertain(store, reply_id, now)
+                elif delivered(reply_id):
+                    with store.transaction():
+                        store.outbox.update(reply_id, status="sent", sent_at=now.isoformat(),
+                                            attempts=reply["attempts"] + 1, next_attempt_at=None,
+                                            copy="due")
+            marker.clear()
 
 
 def _mark_uncertain(store, reply_id: str, now: dt.datetime) -> None:

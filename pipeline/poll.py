@@ -1,4 +1,5 @@
 """One pass over the mailbox: every new message processed and committed, then the outbox sent.
+Each reply starts going out as soon as it is committed, while the pass goes on (outbox/early.py).
 
 A message that fails is recorded (pipeline/failures.py), left where it is and retried on a
 later pass; the pass goes on with the next one.
@@ -11,9 +12,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from outbox.compose import reply_message_id
+from outbox.early import EarlySending
 from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending
 from outbox.transports import transport_for
 from pipeline import failures
+from pipeline.errors import ConfigError
 from pipeline.process import process_message
 from pipeline.settings import Settings
 from pipeline.sources import Incoming, source_for
@@ -52,24 +56,38 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
     report = PassReport()
     inflight = failures.InFlight(store.path)
     inflight.recover(store, clock())
-    # A backlog is committed in groups: one fsync for up to GROUP_MESSAGES messages, or what
-    # GROUP_SECONDS gathered (store.group_commit). Nothing leaves before its group is on disk.
-    with store.group_commit():
-        started = time.monotonic()
-        for n, incoming in enumerate(_to_take(source, store, clock()), start=1):
-            if stop is not None and stop.is_set():
-                break
-            report.read += 1
-            _take(store, settings, source, incoming, clock(), report, inflight)
-            if n % GROUP_MESSAGES == 0 or time.monotonic() - started > GROUP_SECONDS:
-                store.sync()
-                started = time.monotonic()
+    policy = RetryPolicy.from_settings(settings.smtp)
+    try:
+        transport = transport_for(settings.smtp)
+    except ConfigError:   # its secret is missing: said at the end, once the messages are in
+        transport = None
+    sending = EarlySending.start(store, transport, clock(), policy) if transport is not None else None
+    try:
+        # A backlog is committed in groups: one fsync for up to GROUP_MESSAGES messages, or what
+        # GROUP_SECONDS gathered (store.group_commit); a reply is handed to the sending thread
+        # once its group is on disk.
+        with store.group_commit():
+            started = time.monotonic()
+            for n, incoming in enumerate(_to_take(source, store, clock()), start=1):
+                if stop is not None and stop.is_set():
+                    break
+                report.read += 1
+                _take(store, settings, source, incoming, clock(), report, inflight, sending)
+                if n % GROUP_MESSAGES == 0 or time.monotonic() - started > GROUP_SECONDS:
+                    store.sync()
+                    started = time.monotonic()
+    except BaseException:
+        if sending is not None:   # what was sent is recorded; nothing more is sent
+            sending.abort(store, clock())
+        raise
+    if sending is not None:
+        sending.finish(store, clock())
     # Still inside the mailbox session: a copy of each reply goes to its Sent folder over the
     # same login.
-    report.delivery = deliver_pending(store, transport_for(settings.smtp), clock(),
-                                      RetryPolicy.from_settings(settings.smtp),
+    report.delivery = deliver_pending(store, transport or transport_for(settings.smtp), clock(), policy,
                                       on_sent=source.append_sent,
-                                      on_sent_all=getattr(source, "append_sent_all", None))
+                                      on_sent_all=getattr(source, "append_sent_all", None),
+                                      early=sending)
     return report
 
 
@@ -89,27 +107,36 @@ def _to_take(source, store, now: dt.datetime):
 
 
 def _take(store, settings: Settings, source, incoming: Incoming, now: dt.datetime,
-          report: PassReport, inflight: failures.InFlight) -> None:
+          report: PassReport, inflight: failures.InFlight, sending: EarlySending | None = None) -> None:
     origin = {"folder": incoming.folder, "uid": incoming.uid, "uidvalidity": incoming.uidvalidity,
               "key": incoming.key}
     inflight.begin(incoming.ref, origin, incoming.raw)
+    sent = []
     try:
         with store.transaction():
             submission = process_message(incoming.raw, incoming.received_at, store, settings, now,
                                          origin, oversize=incoming.oversize)
             if not source.commit_after:
                 source.mark_done(incoming, store.ledger)
+            if sending is not None:   # the replies sent meanwhile, in the same commit
+                sent = sending.fold(store, now)
     except Exception as exc:  # noqa: BLE001 — one bad message must not stop the pass
         failures.record(store, incoming.ref, origin, incoming.raw, failures.describe_exception(exc), now)
         report.failed += 1
         return
     finally:
         inflight.end()
+    if sending is not None:
+        sending.committed(store, sent)
     failures.resolve(store, incoming.ref)
     if source.commit_after:
         store.when_durable(lambda: source.mark_done(incoming, store.ledger))
     if submission is None:
         return
+    if sending is not None:
+        replies = [reply_message_id(submission["message_id"], kind, settings.smtp.from_address)
+                   for kind in ("reply", "forward")]
+        store.when_durable(lambda: sending.offer(store, replies, now))
     if submission["status"] == "skipped":
         report.skipped += 1
     else:

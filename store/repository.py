@@ -169,12 +169,17 @@ class Store:
         first. What must wait until a commit is on disk (moving a message out of the inbox,
         handing its reply to the SMTP server) goes to `when_durable`. A crash in between
         loses the group's commits and, with them, those waiting steps: the messages are read
-        again by the next pass, as if never read. Not nested."""
+        again by the next pass, as if never read. An exception out of the group makes what was
+        committed durable but leaves the waiting steps to the next pass (which finds those
+        messages recorded). Not nested."""
         if self._group is not None:
             raise RuntimeError("group_commit is not nested")
         self._group = []
         try:
             yield self
+        except BaseException:
+            self._group.clear()
+            raise
         finally:
             try:
                 self.sync()

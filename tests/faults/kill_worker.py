@@ -147,7 +147,7 @@ def run(messages: int, kills: int, seed: int, min_delay: float, max_delay: float
             worker = None
             outcome.injections += 1
             outcome.killed_processing += (workdir / "intake.json.inflight").exists()
-            outcome.killed_handing_over += (workdir / "intake.json.sending").exists()
+            outcome.killed_handing_over += any(workdir.glob("intake.json.sending.*"))  # one a reply
             if early is not None:
                 outcome.bad_exits.append(f"run {i + 1} exited by itself with {early}")
         worker = Worker(config, env, workdir / "run-final.log")
