@@ -113,6 +113,7 @@ def test_a_crash_between_sending_and_recording_leaves_the_reply_uncertain_never_
 def test_an_exception_in_the_pass_records_what_was_sent_and_sends_no_more(backlog, smtp_server,
                                                                           monkeypatch):
     settings, store = backlog(3)
+    monkeypatch.setattr(poll, "GROUP_MESSAGES", 2)   # messages 1-2 are one group commit
     real = poll.process_message
 
     def process(raw, *args, **kwargs):
