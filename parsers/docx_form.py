@@ -70,9 +70,13 @@ def _blocks(parent, in_table: bool = False):
     looked through, the VML copy of a text box is skipped."""
     for child in parent:
         if child.tag == _P:
-            yield Block(clean_text(_cell_text(child)), in_table, _IMAGE_REFS(child))
-            for tbl in _tables(child):   # a table in a text box within the paragraph
-                yield from _table_blocks(tbl)
+            content = _content(child)
+            if content is None:   # something to leave out, maybe a table in a text box
+                yield Block(clean_text(_cell_text_skipping(child)), in_table, _IMAGE_REFS(child))
+                for tbl in _tables(child):   # a table in a text box within the paragraph
+                    yield from _table_blocks(tbl)
+            else:
+                yield Block(clean_text(content[0]), in_table, content[1])
         elif child.tag == _TBL:
             yield from _table_blocks(child)
         elif child.tag != _MC_FALLBACK and len(child):
@@ -85,10 +89,15 @@ def _table_blocks(tbl):
     nested in a cell follows that cell's own text."""
     for tr in _own(tbl, "tr", "tbl"):
         for tc in _own(tr, "tc", "tr"):
-            if not _continues_merge(tc):
-                yield Block(clean_text(_cell_text(tc)), True, _IMAGE_REFS(tc))
+            if _continues_merge(tc):
+                continue
+            content = _content(tc)
+            if content is None:   # something to leave out, maybe a nested table
+                yield Block(clean_text(_cell_text_skipping(tc)), True, _IMAGE_REFS(tc))
                 for nested in _own(tc, "tbl", "tbl"):
                     yield from _table_blocks(nested)
+            else:   # nothing left out, so no table nested in it either
+                yield Block(clean_text(content[0]), True, content[1])
 
 
 def _tables(element):
@@ -115,12 +124,18 @@ def _descend(parent, tag: str, boundary: str) -> list:
 
 
 def _continues_merge(tc) -> bool:
-    props = tc.find(_TCPR)
-    vmerge = props.find(_VMERGE) if props is not None else None
-    return vmerge is not None and vmerge.get(f"{_W}val", "continue") == "continue"
+    # The first w:tcPr child and its first w:vMerge child, found by plain loops: a path search
+    # or a tag filter costs more to set up than the two or three children they look through.
+    for props in tc:
+        if props.tag == _TCPR:
+            for vmerge in props:
+                if vmerge.tag == _VMERGE:
+                    return vmerge.get(_VAL, "continue") == "continue"
+            return False
+    return False
 
 
-_TCPR, _VMERGE = f"{_W}tcPr", f"{_W}vMerge"
+_TCPR, _VMERGE, _VAL = f"{_W}tcPr", f"{_W}vMerge", f"{_W}val"
 
 
 # ---- cell text ------------------------------------------------------------------------------
@@ -129,17 +144,37 @@ _TCPR, _VMERGE = f"{_W}tcPr", f"{_W}vMerge"
 _SKIPPED = {f"{_W}del", f"{_W}moveFrom", f"{_W}tbl", _MC_FALLBACK}
 
 
-def _cell_text(tc) -> str:
-    """A cell's text as Word shows it with tracked changes accepted: content controls and
-    insertions included, deletions and empty placeholders left out, paragraphs joined by "\n"."""
-    if any(_skipped(el) for el in tc.iter(*_SKIP_TAGS) if el is not tc):
-        return _cell_text_skipping(tc)
-    # The common cell: nothing to leave out, so lxml can pick out the text nodes by itself.
-    # A paragraph's "\n" goes before it rather than after: clean_text drops the first one.
-    return "".join(_TEXT_OF.get(el.tag) or el.text or "" for el in tc.iter(*_TEXT_TAGS))
+def _content(el) -> tuple[str, list[str]] | None:
+    """A cell's or paragraph's text and pictures in one pass over it, for the common element
+    that holds nothing to leave out; None when it does (then _cell_text_skipping and
+    _IMAGE_REFS read it). The text is as _cell_text_skipping's without the "\n" its first
+    paragraph puts before it, which clean_text would drop anyway. The walk is unfiltered: lxml
+    sets up a tag filter anew on every call, which costs more than the few elements of a cell."""
+    parts: list[str] = []
+    images: list[str] = []
+    for node in el.iter():
+        what = _SCANNED.get(node.tag)
+        if what is None:
+            continue
+        if what is _TEXT:
+            parts.append(node.text or "")
+        elif what is _SKIP:
+            if node is not el and _skipped(node):
+                return None
+        elif what is _PICTURE:
+            ref = node.get(_PICTURE_REF[node.tag])
+            if ref is not None:
+                images.append(ref)
+        else:
+            parts.append(what)
+    text = "".join(parts)
+    return (text[1:] if text[:1] == "\n" else text), images
 
 
 def _cell_text_skipping(tc) -> str:
+    """A cell's text as Word shows it with tracked changes accepted: content controls and
+    insertions included, deletions and empty placeholders left out, paragraphs joined by "\n".
+    A paragraph's "\n" goes before it rather than after: clean_text drops the first one."""
     parts: list[str] = []
     walker = etree.iterwalk(tc, events=("start",))
     for _, el in walker:
@@ -159,6 +194,14 @@ _SKIP_TAGS = (*_SKIPPED, _SDT)
 # What each text-bearing element contributes; w:t gives its own text.
 _TEXT_OF = {f"{_W}p": "\n", f"{_W}br": "\n", f"{_W}cr": "\n", f"{_W}tab": "\t", f"{_W}t": ""}
 _TEXT_TAGS = tuple(_TEXT_OF)
+# DrawingML pictures (inline and floating) and legacy VML ones: the attribute naming the part.
+_PICTURE_REF = {f"{{{_NS['a']}}}blip": f"{{{_NS['r']}}}embed",
+                f"{{{_NS['v']}}}imagedata": f"{{{_NS['r']}}}id"}
+# What _content does with each element it meets: take its text, add this text, note its
+# picture, or check whether it is left out.
+_TEXT, _SKIP, _PICTURE = object(), object(), object()
+_SCANNED = {**{tag: text or _TEXT for tag, text in _TEXT_OF.items()},
+            **dict.fromkeys(_PICTURE_REF, _PICTURE), **dict.fromkeys(_SKIP_TAGS, _SKIP)}
 
 
 def _showing_placeholder(sdt) -> bool:
@@ -168,7 +211,7 @@ def _showing_placeholder(sdt) -> bool:
 
 # ---- photos --------------------------------------------------------------------------------
 
-# DrawingML pictures (inline and floating) and legacy VML ones.
+# The same pictures as _PICTURE_REF, where _content cannot be used.
 _IMAGE_REFS = etree.XPath(".//a:blip/@r:embed | .//v:imagedata/@r:id", namespaces=_NS)
 
 

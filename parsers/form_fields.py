@@ -159,8 +159,10 @@ def _pieces(text: str) -> list[tuple[str | None, str]]:
     """(label key or None, text) in the order they stand in a block. A label may open the
     block (spread over lines: "纪检监察\\n部门\\n意见") or any line; a line that opens with a
     label may hold further ones ("姓名：张三 性别：男")."""
-    out: list[tuple[str | None, str]] = []
     first = match_label(text)
+    if first is None and "\n" not in text:   # most cells: one line of value
+        return [(None, text)]
+    out: list[tuple[str | None, str]] = []
     lines = text.split("\n")
     if first is not None:
         key, rest = first

@@ -120,7 +120,7 @@ _NOTE_ONLY = re.compile(r"^\s*[（(][^（）()]*字以内[^（）()]*[）)]\s*$"
 
 
 def is_note(text: str) -> bool:
-    return bool(_NOTE_ONLY.match(text))
+    return "字以内" in text and bool(_NOTE_ONLY.match(text))   # the test first: most text is none
 
 
 # The form's title, alone in its paragraph or cell: "株洲市“十大能手”评选推荐表", "附件1：……推荐表",
@@ -129,4 +129,4 @@ _TITLE = re.compile(r"^(?:附\s*件\s*\d*\s*[:：]?\s*)?[^\n]{0,30}推\s*荐\s*�
 
 
 def is_title(text: str) -> bool:
-    return bool(_TITLE.match(text.strip()))
+    return "荐" in text and bool(_TITLE.match(text.strip()))   # the test first: most text is none
