@@ -79,10 +79,10 @@ class EarlySending:
         for reply_id in reply_ids:
             if self.stopped or self.tried >= self.policy.batch_size:
                 return
+            if reply_id in self._handed:   # already with the thread: no need to read it again
+                continue
             reply = store.outbox.get(reply_id)
             if reply is None or reply["status"] != "pending" or not due_replies([reply], now):
-                continue
-            if reply_id in self._handed:
                 continue
             raw = reply["raw"].encode("utf-8", "surrogateescape")   # read here, not in the thread
             self._handed[reply_id] = reply
