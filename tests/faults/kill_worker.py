@@ -15,7 +15,7 @@ server received, it prints
 lost: appended messages with no submission; duplicates: a message recorded more than once (a
 repeated or '#'-suffixed Message-ID among submissions, or among a candidate's versions);
 duplicate_replies: more than one delivery for one In-Reply-To (a digest: one Message-ID or one
-date); uncertain: replies whose final DATA dot was in flight at a kill, never resent by
+date); uncertain: replies being handed to the server (envelope to answer) at a kill, never resent by
 themselves (allowed). A second line gives the details. Exits 1 unless lost, duplicates and
 duplicate replies are 0, every message not `uncertain` was answered, and every worker either
 was killed or stopped cleanly.

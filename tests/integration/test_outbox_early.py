@@ -3,6 +3,7 @@ real Dovecot and aiosmtpd: each reply is sent once its message is on disk, its o
 recorded as `deliver_pending` records it, a crash between sending and recording leaves the
 reply `uncertain` (never sent twice), and the pass's summary counts stay right."""
 import datetime as dt
+import sys
 
 import pytest
 
@@ -123,11 +124,13 @@ def test_an_exception_in_the_pass_records_what_was_sent_and_sends_no_more(backlo
         return real(raw, *args, **kwargs)
 
     monkeypatch.setattr(poll, "process_message", process)
+    switch = sys.getswitchinterval()
     with pytest.raises(KeyboardInterrupt):
         poll.run_pass(settings, store, lambda: T0)
     assert [r["status"] for r in store.outbox.all()] == ["sent", "sent"]
     assert not Handover(store.path).active()
     assert len(smtp_server.attempts) == 2
+    assert sys.getswitchinterval() == switch   # the sending thread's setting ends with it
 
 
 def test_a_refusal_for_good_during_early_sending_fails_that_reply_and_the_others_go(
@@ -141,6 +144,7 @@ def test_a_refusal_for_good_during_early_sending_fails_that_reply_and_the_others
     assert (first["status"], first["attempts"]) == ("failed", 1) and "550" in first["last_error"]
     assert [second["status"], third["status"]] == ["sent", "sent"]
     assert len(smtp_server.attempts) == 3
+    assert not Handover(store.path).active()      # a refusal leaves nothing uncertain
 
 
 def test_a_throttling_answer_during_early_sending_pauses_the_server_as_before(backlog, smtp_server):
@@ -156,6 +160,7 @@ def test_a_throttling_answer_during_early_sending_pauses_the_server_as_before(ba
     assert first["attempts"] == 1 and "MI:SFQ" in first["last_error"]
     assert first["next_attempt_at"] == pause["until"]
     assert [r["attempts"] for r in others] == [0, 0]
+    assert not Handover(store.path).active()
 
 
 def test_an_unreachable_server_during_early_sending_makes_every_reply_wait(backlog, smtp_server):
@@ -168,6 +173,7 @@ def test_an_unreachable_server_during_early_sending_makes_every_reply_wait(backl
     replies = store.outbox.with_status("pending")
     assert [r["attempts"] for r in replies] == [1, 1, 1]
     assert all(r["next_attempt_at"] > T0.isoformat() for r in replies)
+    assert not Handover(store.path).active()      # marked while connecting, cleared: never sent
 
 
 def test_every_reply_named_by_a_handover_marker_is_recovered_as_uncertain(tmp_path):
