@@ -64,7 +64,7 @@ class EarlySending:
         self._outcomes: queue.SimpleQueue = queue.SimpleQueue()
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="intake-send", daemon=True)
-        self._marking = ThreadPoolExecutor(1, thread_name_prefix="intake-mark")   # the markers' fsyncs
+        self._marking = ThreadPoolExecutor(1, thread_name_prefix="intake-mark")   # markers set, cleared
         self._switch = sys.getswitchinterval()
 
     @classmethod
@@ -120,7 +120,10 @@ class EarlySending:
 
         def on_disk() -> None:
             for outcome in folded:
-                self.handover.end(outcome.reply_id)
+                # by the markers' own thread: the unlink of a file the journal has just made
+                # durable can wait milliseconds for it, and a marker of a reply recorded as
+                # sent is only cleared if a crash leaves it (Handover.recover)
+                self._marking.submit(self.handover.end, outcome.reply_id)
                 self.report.sent += 1
         store.when_durable(on_disk)
 
@@ -133,19 +136,24 @@ class EarlySending:
     def finish(self, store, now: dt.datetime) -> None:
         """The pass is done: wait for the thread, then record every outcome."""
         self._join()
-        self._record_all(store, now)
+        try:
+            self._record_all(store, now)
+        finally:
+            self._marking.shutdown()   # its last clears are done
 
     def abort(self, store, now: dt.datetime) -> None:
         """The pass failed: nothing more is sent (the reply on its way is finished), and what
         the server took is recorded. If recording fails too, the markers stay: `uncertain`."""
         self._abort.set()
         self._join()
-        self._record_all(store, now)
+        try:
+            self._record_all(store, now)
+        finally:
+            self._marking.shutdown()
 
     def _join(self) -> None:
         self._inbox.put(None)
         self._thread.join()
-        self._marking.shutdown()
         sys.setswitchinterval(self._switch)
 
     def _record_all(self, store, now: dt.datetime) -> None:
