@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -442,6 +441,8 @@ def _write_atomically(path: Path, data) -> None:
 
 
 def _write_bytes_atomically(path: Path, data: bytes) -> None:
+    import tempfile   # here: a command that only reads never writes a snapshot
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".intake-", suffix=".tmp", dir=path.parent)
     try:
