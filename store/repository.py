@@ -9,19 +9,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import operator
 import os
 import pwd
 from collections.abc import MutableMapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinydb import Query, TinyDB
 from tinydb.table import Document, Table
 
 from store.storage import JournaledStorage, StoreError
+
+if TYPE_CHECKING:   # imported where a file is put: a command that only reads never loads them
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 
 class _IdKeyed(MutableMapping):
@@ -1168,10 +1170,14 @@ class FileStore:
         self._pool: ThreadPoolExecutor | None = None
 
     def put(self, data: bytes) -> str:
+        import hashlib   # here, not at the top: OpenSSL's start-up is paid by writers only
+
         digest = hashlib.sha256(data).hexdigest()
         target = self.path_of(digest)
         if digest not in self._pending and not target.exists():
             if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._pool = ThreadPoolExecutor(self.WRITERS, thread_name_prefix="intake-files")
             self._pending[digest] = self._pool.submit(_write_durably, target, data)
         return digest

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -52,14 +51,18 @@ class StoreError(Exception):
 
 class _Docs(MutableMapping):
     """{doc id: doc} of one table, each document decoded from its snapshot line when first
-    used. `lines` holds the undecoded ones: doc id → (key as JSON, document as JSON)."""
+    used. `lines` holds the undecoded ones: doc id → (key as JSON, document as JSON);
+    `written`, the decoded ones as the last compaction wrote them, until they are changed (see
+    `changed`), so the next compaction encodes only what changed since: its cost does not grow
+    with the documents this process has decoded or added."""
 
-    __slots__ = ("entries", "lines", "path")
+    __slots__ = ("entries", "lines", "path", "written")
 
     def __init__(self, lines: dict[str, tuple[bytes, bytes]] | None = None, path: Path | None = None):
         self.lines = lines or {}
         self.entries: dict[str, object] = dict.fromkeys(self.lines)   # the order of the snapshot
         self.path = path
+        self.written: dict[str, tuple[bytes, bytes]] = {}
 
     def __getitem__(self, doc_id: str):
         doc = self.entries[doc_id]
@@ -93,10 +96,16 @@ class _Docs(MutableMapping):
     def __setitem__(self, doc_id: str, doc) -> None:
         self.entries[doc_id] = doc
         self.lines.pop(doc_id, None)
+        self.written.pop(doc_id, None)
 
     def __delitem__(self, doc_id: str) -> None:
         del self.entries[doc_id]
         self.lines.pop(doc_id, None)
+        self.written.pop(doc_id, None)
+
+    def changed(self, doc_id: str) -> None:
+        """The document was changed in place (every change is committed, naming it)."""
+        self.written.pop(doc_id, None)
 
     def __contains__(self, doc_id) -> bool:
         return doc_id in self.entries
@@ -122,10 +131,13 @@ class _Docs(MutableMapping):
         """The document's snapshot line, without its newline."""
         if self.entries[doc_id] is None:
             key, body = self.lines[doc_id]
+        elif doc_id in self.written:
+            key, body = self.written[doc_id]
         else:
             doc = self.entries[doc_id]
             key = _json_bytes(key_of(doc) if key_of else "")
             body = _json_bytes(doc)
+            self.written[doc_id] = key, body
         return doc_id.encode("ascii") + b"\t" + key + b"\t" + body
 
 
@@ -244,6 +256,9 @@ class JournaledStorage(Storage):
         if changes:
             loaded = self._tables.loaded
             entries = [[table, doc_id, loaded.get(table, {}).get(doc_id)] for table, doc_id in changes]
+            for table, doc_id in changes:
+                if isinstance(loaded.get(table), _Docs):
+                    loaded[table].changed(doc_id)
             self._unsynced.append(json.dumps({"c": entries}, ensure_ascii=False, separators=(",", ":")) + "\n")
             # The writer's journal is read from disk at most once, so what it lacks from disk
             # must be added here (a rollback reloads tables from it).
@@ -442,6 +457,8 @@ def _write_atomically(path: Path, data) -> None:
 
 
 def _write_bytes_atomically(path: Path, data: bytes) -> None:
+    import tempfile   # here: a command that only reads never writes a snapshot
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".intake-", suffix=".tmp", dir=path.parent)
     try:

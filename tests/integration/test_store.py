@@ -55,6 +55,21 @@ def test_compaction_keeps_every_document(tmp_path):
     assert len(subs) == 30 and sum(s["status"] == "skipped" for s in subs) == 10
 
 
+def test_a_document_changed_after_a_compaction_is_written_by_the_next(tmp_path):
+    """A compaction reuses the lines it wrote for the documents unchanged since the last one; a
+    document changed in place in between is written as it now is."""
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    with store.transaction():
+        for i in range(3):
+            store.submissions.add({"message_id": f"<{i}@x>", "status": "accepted"})
+    store.compact()
+    with store.transaction():
+        store.submissions.update("<1@x>", status="skipped")
+    store.compact()
+    assert (tmp_path / "intake.json.journal").stat().st_size == 0
+    assert [s["status"] for s in reopened(tmp_path).submissions.all()] == ["accepted", "skipped", "accepted"]
+
+
 def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
     store = Store(tmp_path / "intake.json", tmp_path / "files")
     with store.transaction():
