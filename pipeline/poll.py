@@ -68,11 +68,11 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
         # once its group is on disk.
         with store.group_commit():
             started = time.monotonic()
-            for n, incoming in enumerate(_to_take(source, store, clock()), start=1):
+            for n, (incoming, following) in enumerate(_with_next(_to_take(source, store, clock())), start=1):
                 if stop is not None and stop.is_set():
                     break
                 report.read += 1
-                _take(store, settings, source, incoming, clock(), report, inflight, sending)
+                _take(store, settings, source, incoming, clock(), report, inflight, sending, following)
                 if n % GROUP_MESSAGES == 0 or time.monotonic() - started > GROUP_SECONDS:
                     store.sync()
                     started = time.monotonic()
@@ -91,6 +91,16 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
     return report
 
 
+def _with_next(messages):
+    """Each message with the one after it (None for the last): its documents are read ahead."""
+    current = next(messages, None)
+    for following in messages:
+        yield current, following
+        current = following
+    if current is not None:
+        yield current, None
+
+
 def _to_take(source, store, now: dt.datetime):
     """New messages, less those waiting after a failure; then failures due for a retry that
     the mailbox's own order will not bring back (IMAP UIDs below the ledger's mark)."""
@@ -107,7 +117,8 @@ def _to_take(source, store, now: dt.datetime):
 
 
 def _take(store, settings: Settings, source, incoming: Incoming, now: dt.datetime,
-          report: PassReport, inflight: failures.InFlight, sending: EarlySending | None = None) -> None:
+          report: PassReport, inflight: failures.InFlight, sending: EarlySending | None = None,
+          following: Incoming | None = None) -> None:
     origin = {"folder": incoming.folder, "uid": incoming.uid, "uidvalidity": incoming.uidvalidity,
               "key": incoming.key}
     inflight.begin(incoming.ref, origin, incoming.raw)
@@ -115,7 +126,8 @@ def _take(store, settings: Settings, source, incoming: Incoming, now: dt.datetim
     try:
         with store.transaction():
             submission = process_message(incoming.raw, incoming.received_at, store, settings, now,
-                                         origin, oversize=incoming.oversize)
+                                         origin, oversize=incoming.oversize,
+                                         read_next=following.raw if following else None)
             if not source.commit_after:
                 source.mark_done(incoming, store.ledger)
             if sending is not None:   # the replies sent meanwhile, in the same commit
