@@ -77,14 +77,14 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
 
 def read_ahead(raw: bytes | None) -> None:
     """Parse `raw` now and hand its plain documents to the sandbox, for `process_message(raw)`
-    to take; what was read ahead before and not taken is dropped."""
+    to take; what was read ahead before and not taken (a message that failed) is dropped."""
     global _ahead
-    if raw is None or (_ahead is not None and _ahead.raw is raw):
+    if raw is not None and _ahead is not None and _ahead.raw is raw:
         return
     if _ahead is not None:
         _drop(_ahead.documents)
     _ahead = None
-    if len(raw) > READ_AHEAD_BYTES:
+    if raw is None or len(raw) > READ_AHEAD_BYTES:
         return
     try:
         parsed = parse_email(raw)
