@@ -23,8 +23,8 @@ from parsers.auth_results import authentication_failures
 from parsers.email_message import parse_email
 from parsers.limits import EmailBudget
 from parsers.records import Attachment, FormRecord, ParsedEmail, Problem
-from parsers.sandbox import Call
 from parsers.reply_text import Words, read_words
+from parsers.sandbox import Call
 from parsers.sniff import sniff
 from pipeline import rules
 from pipeline.rules import NEEDS_PERSON
