@@ -110,6 +110,7 @@ class Call:
         self.sent = 0.0            # when it was sent (monotonic clock, shared by both processes)
         self.asked: float | None = None        # when its result was asked for
         self.wall = WALL_SECONDS
+        self.took = 0.0            # from when the process started it to its result
         self.outcome: tuple[bool, object] | None = None
         self.dropped = False
 
@@ -124,6 +125,8 @@ class Call:
                 else:
                     self.process.wait_for(self)
             (ok, value), self.outcome, self.args = self.outcome, None, ()
+        if self.took > wall:   # read ahead, it ended after the time it would have been given
+            raise UnreadableFile(TOO_SLOW)
         if ok:
             return value
         raise value
@@ -187,8 +190,11 @@ class _Process:
         self.pending.append(call)
         try:
             self.conn.send((call.func, call.args, call.memory, call.cpu))
-        except OSError:
-            self._fail()
+        except OSError:   # it died: the call it was reading is blamed; calls read ahead are not
+            if self.pending[0] is call:
+                self._fail()
+            else:
+                _retire(self)
 
     def wait_for(self, call: Call) -> None:
         """Take in results, in order, until `call`'s has come, it failed, or `call` must be
@@ -216,11 +222,13 @@ class _Process:
 
     def _receive(self) -> None:
         try:
-            ok, value, keep, self.finished = self.conn.recv()
+            ok, value, keep, finished = self.conn.recv()
         except (EOFError, OSError):
             self._fail()
             return
-        self.pending.popleft().settle(ok, value)
+        call = self.pending.popleft()
+        call.took, self.finished = finished - max(call.sent, self.finished), finished
+        call.settle(ok, value)
         if not keep:
             _retire(self)
 

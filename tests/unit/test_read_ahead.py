@@ -137,3 +137,40 @@ def test_a_busy_sandbox_is_not_handed_more():
     assert sandbox.read_ahead(os.getpid, [()]) == []   # read in its turn instead
     spinning.drop()
     assert honest_form_read()
+
+
+def test_a_document_read_ahead_that_ended_after_its_time_is_too_slow_as_then():
+    # Nobody waited while it ran: it ended 1.5 s after it started, when 1 s was its time.
+    [call] = sandbox.read_ahead(time.sleep, [(1.5,)])
+    time.sleep(2.5)
+    with pytest.raises(UnreadableFile) as caught:
+        call.result(wall=1)
+    assert caught.value.reason == sandbox.TOO_SLOW
+    assert honest_form_read()
+
+
+class _BreaksOnSecondSend:
+    """The worker's end of the pipe, failing as a dead process's would on the second send."""
+
+    def __init__(self, conn):
+        self.conn, self.sends = conn, 0
+
+    def send(self, message):
+        self.sends += 1
+        if self.sends == 2:
+            raise BrokenPipeError("the sandbox died")
+        self.conn.send(message)
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+def test_a_pipe_that_breaks_while_documents_are_handed_over_ahead_blames_none_of_them():
+    sandbox.run_limited(os.getpid)
+    broken = sandbox._current
+    broken.conn = _BreaksOnSecondSend(broken.conn)
+    calls = sandbox.read_ahead(os.getpid, [(), ()])
+    assert len(calls) == 1
+    assert isinstance(calls[0].result(), int)         # read again in its turn, not "damaged"
+    assert sandbox._current is not broken and not broken.child.is_alive()
+    assert honest_form_read()
