@@ -18,7 +18,7 @@ from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending
 from outbox.transports import transport_for
 from pipeline import failures
 from pipeline.errors import ConfigError
-from pipeline.process import process_message
+from pipeline.process import process_message, read_ahead
 from pipeline.settings import Settings
 from pipeline.sources import Incoming, source_for
 
@@ -80,6 +80,8 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
         if sending is not None:   # what was sent is recorded; nothing more is sent
             sending.abort(store, clock())
         raise
+    finally:
+        read_ahead(None)   # stopped early: what was read ahead is let go
     if sending is not None:
         sending.finish(store, clock())
     # Still inside the mailbox session: a copy of each reply goes to its Sent folder over the

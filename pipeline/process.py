@@ -71,6 +71,10 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
     try:
         return _process_message(raw, parsed, early, received_at, store, settings, now, origin,
                                 oversize, trust_sender, read_next)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):   # Ctrl-C, exit: the next message is not read
+            read_next = None
+        raise
     finally:
         _documents_read(early, read_next)
 
@@ -90,7 +94,12 @@ def read_ahead(raw: bytes | None) -> None:
         parsed = parse_email(raw)
     except Exception:  # noqa: BLE001 — parsed again in its turn, and failed as a message then
         return
-    _ahead = _ReadAhead(raw, parsed, attachments_reader.read_ahead(parsed.attachments))
+    try:
+        documents = attachments_reader.read_ahead(parsed.attachments)
+    except Exception:  # noqa: BLE001 — the sandbox could not take them: read in their turn
+        log.warning("reading the next message's documents ahead failed", exc_info=True)
+        documents = {}
+    _ahead = _ReadAhead(raw, parsed, documents)
 
 
 def _taken_ahead(raw: bytes) -> tuple[ParsedEmail, dict[bytes, Call]]:

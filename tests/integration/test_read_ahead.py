@@ -21,7 +21,7 @@ COUNTIES = [("hetang@example.cn", "张三"), ("lusong@example.cn", "李四"), ("
 FORMS = {name: samples.build_form_docx({"name": name}) for _, name in COUNTIES}
 
 
-def run_over_four_emails(directory):
+def run_over_four_emails(directory, events=None):
     """One pass over four county emails with a form each: (events, submissions, replies)."""
     directory.mkdir()
     settings = load_settings(write_config(directory))
@@ -29,7 +29,7 @@ def run_over_four_emails(directory):
         (sample_mail.foxmail_email(sender, MAILBOX, f"推荐表（{name}）", [(f"{name}推荐表.docx", FORMS[name])],
                                    message_id=f"<{i}@example.cn>"), JULY_20 + dt.timedelta(minutes=i))
         for i, (sender, name) in enumerate(COUNTIES)])
-    events = []
+    events = [] if events is None else events
     real_send, real_process = sandbox._Process.send, poll.process_message
 
     def send(self, call):
@@ -84,3 +84,36 @@ def test_reading_ahead_changes_nothing_recorded_or_answered(tmp_path, monkeypatc
         assert events.index(("sandbox got", name)) > events.index(("processing", name))
     assert submissions == ahead_submissions
     assert replies == ahead_replies
+
+
+def test_when_reading_ahead_fails_every_email_is_read_in_its_turn(tmp_path, monkeypatch):
+    _, in_turn_submissions, in_turn_replies = run_over_four_emails(tmp_path / "in-turn")
+
+    def cannot_start(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")   # fork refused
+
+    monkeypatch.setattr(sandbox, "read_ahead", cannot_start)
+    events, submissions, replies = run_over_four_emails(tmp_path / "failing")
+    for _, name in COUNTIES:
+        assert events.index(("sandbox got", name)) > events.index(("processing", name))
+    assert submissions == in_turn_submissions
+    assert replies == in_turn_replies
+
+
+def test_ctrl_c_reads_nothing_ahead_and_leaves_nothing_read_ahead(tmp_path, monkeypatch):
+    real_judge, judged = process.judge_attachments, []
+
+    def judge_attachments(*args, **kwargs):
+        judged.append(1)
+        if len(judged) == 2:     # Ctrl-C while 李四's email is in hand, before its form is read
+            raise KeyboardInterrupt
+        return real_judge(*args, **kwargs)
+
+    monkeypatch.setattr(process, "judge_attachments", judge_attachments)
+    events = []
+    with pytest.raises(KeyboardInterrupt):
+        run_over_four_emails(tmp_path / "interrupted", events)
+    assert ("processing", "李四") in events and ("processed", "李四") not in events
+    # 李四's form was read ahead while 张三's email was stored; 王五's is not read at all.
+    assert [e for e in events if e[0] == "sandbox got"] == [("sandbox got", "张三"), ("sandbox got", "李四")]
+    assert process._ahead is None
