@@ -7,12 +7,16 @@ file inside becomes a Document named "材料.zip/张三.docx". Legacy documents 
 in another, and everything is read — every document through one entry point
 (`_read_document`): within the email's budget of time and expanded bytes (parsers/limits.py),
 in a sandboxed child (parsers/sandbox.py). A document may hold several candidates' forms.
+
+An email's plain documents (.docx, .pdf, .xlsx attached as themselves) may be handed to the
+sandbox ahead (`read_ahead`), while the worker is busy with the email before; reading then takes
+their results, decided by the same limits, budget checks and order as if read then.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from parsers import archives, ocr
+from parsers import archives, ocr, sandbox
 from parsers.archives import Budget
 from parsers.convert import to_docx, to_xlsx
 from parsers.docx_form import parse_forms
@@ -39,6 +43,7 @@ LEGACY = {"ole": "doc", "rtf": "rtf", "odt": "odt"}   # sniffed kind → extensi
 _SOFFICE_EXTENSION = {**LEGACY, "xls": "xls"}
 _WORD_EXTENSIONS = {"doc", "docx", "docm", "dotx", "dot", "wps", "wpt", "rtf"}
 MAX_DEPTH = 2          # an attachment (0), a file in an archive (1), in an archive in it (2)
+_PLAIN = ("docx", "pdf", "xlsx")   # read by `_read_document` as they are: may be read ahead
 
 
 @dataclass
@@ -71,10 +76,13 @@ class _File:
     depth: int
 
 
-def read_attachments(attachments: list[Attachment], budget: EmailBudget | None = None) -> list[Document]:
+def read_attachments(attachments: list[Attachment], budget: EmailBudget | None = None,
+                     ahead: dict[bytes, sandbox.Call] | None = None) -> list[Document]:
     """Every file of the email read within `budget` (the email's time and expanded bytes):
-    files it does not reach are unreadable, saying so."""
+    files it does not reach are unreadable, saying so. `ahead`: from `read_ahead`; the calls
+    taken are removed from it (the caller drops the rest)."""
     budget = budget or EmailBudget()
+    ahead = {} if ahead is None else ahead
     archive_budget = Budget()
     files: list[_File | Document] = []
     for att in attachments:
@@ -82,7 +90,17 @@ def read_attachments(attachments: list[Attachment], budget: EmailBudget | None =
     pending = [f for f in files if isinstance(f, _File)]
     converted = {**_converted([f for f in pending if _legacy(f)], to_docx, budget),
                  **_converted([f for f in pending if f.kind == "xls"], to_xlsx, budget)}
-    return _scanned_forms([f if isinstance(f, Document) else _read(f, converted, budget) for f in files])
+    return _scanned_forms([f if isinstance(f, Document) else _read(f, converted, budget, ahead)
+                           for f in files])
+
+
+def read_ahead(attachments: list[Attachment]) -> dict[bytes, sandbox.Call]:
+    """The email's plain documents handed to the sandbox now, without waiting (when it is idle,
+    as many as its pipe holds), keyed by their bytes, for `read_attachments`. Their time is not
+    the email's: the budget starts when the email is read, and each document is then allowed
+    what it would be allowed if read then, counted from when the sandbox started it."""
+    plain = list(dict.fromkeys(a.data for a in attachments if sniff(a.data) in _PLAIN))
+    return dict(zip(plain, sandbox.read_ahead(_parse_document, [(data,) for data in plain])))
 
 
 # ---- containers -----------------------------------------------------------------------------
@@ -130,11 +148,11 @@ def _converted(files: list[_File], convert, budget: EmailBudget) -> dict[int, by
 
 # ---- reading one file ------------------------------------------------------------------------
 
-def _read(f: _File, converted: dict, budget: EmailBudget) -> Document:
+def _read(f: _File, converted: dict, budget: EmailBudget, ahead: dict) -> Document:
     if f.kind == "image":
         return _read_scan(Document(f.name, "image", f.data, format="image", scan=True), budget)
-    if f.kind in ("docx", "pdf", "xlsx"):
-        return _read_document(f.name, f.data, f.data, f.kind, budget)
+    if f.kind in _PLAIN:
+        return _read_document(f.name, f.data, f.data, f.kind, budget, ahead.pop(f.data, None))
     if f.kind == "ole-encrypted":
         return _unreadable(f.name, f.data, ENCRYPTED, "docx")
     if id(f) in converted:
@@ -160,15 +178,21 @@ def _unreadable(name: str, data: bytes, reason: str, fmt: str) -> Document:
     return Document(name, "unreadable", data, reason=reason, format=fmt)
 
 
-def _read_document(name: str, original: bytes, data: bytes, fmt: str, budget: EmailBudget) -> Document:
+def _read_document(name: str, original: bytes, data: bytes, fmt: str, budget: EmailBudget,
+                   early: sandbox.Call | None = None) -> Document:
     """The one way a document is parsed: within the email's budget, in a sandboxed child
     (memory, CPU and wall-clock limits), whatever its format. `data` is what is read (the
-    .docx a .doc was converted to), `original` what the county sent."""
+    .docx a .doc was converted to), `original` what the county sent; `early`, its reading
+    handed to the sandbox ahead."""
     refusal = budget.refusal(data)
     if refusal:
+        if early is not None:
+            early.drop()
         return _unreadable(name, original, refusal, fmt)
+    wall = min(WALL_SECONDS, budget.seconds_left())
     try:
-        kind, record = run_limited(_parse_document, data, wall=min(WALL_SECONDS, budget.seconds_left()))
+        kind, record = (early.result(wall) if early is not None
+                        else run_limited(_parse_document, data, wall=wall))
     except UnreadableFile as exc:
         return _unreadable(name, original, exc.reason, fmt)
     if kind == "scan":

@@ -19,6 +19,16 @@ it has used — and the caller stops waiting after `wall` seconds and kills it. 
 A call that finds the process dead before it starts (killed while idle) starts a fresh one:
 only the document it was reading is ever blamed for its death.
 
+Reading ahead (`read_ahead`): the next email's documents may be handed over before anyone
+waits for them, so that the process reads them while the worker judges and stores the email in
+hand; their results are taken later with `Call.result`. Calls are served in order. A result is
+decided as if the call had been made when its result is asked for: the same memory and CPU
+allowance, and `wall` seconds counted from when the process started it, never from later than
+when it was asked for. A call that is asked for never waits behind one nobody has asked for yet:
+if such a call is still running, the process is replaced and the calls behind it sent again.
+Documents are handed over ahead only to an idle process and only as many as the pipe holds
+(QUEUED_BYTES), so that handing them over never makes the worker wait.
+
 The process keeps none of the worker's open files (the store's lock, mailbox and SMTP
 connections): it closes every descriptor but its pipe when it starts. It ignores SIGINT (a
 Ctrl-C reaches the worker, which decides) and exits when the worker closes the pipe or exits.
@@ -33,6 +43,8 @@ import resource
 import signal
 import sys
 import threading
+import time
+from collections import deque
 
 from parsers.errors import NotAForm, UnreadableFile
 
@@ -45,6 +57,8 @@ CPU_SECONDS = 30
 WALL_SECONDS = 45
 MAX_CALLS = 500             # documents one process reads before a fresh one takes over
 MAX_GROWTH = 256 << 20      # mapped beyond its start after a call: replaced
+QUEUED_BYTES = 96 << 10     # handed over ahead behind the document being read: half the pipe's
+                            # buffer (212,992 bytes on Linux), so a send never blocks
 
 
 def run_limited(func, *args, memory: int = MEMORY_BYTES, cpu: int = CPU_SECONDS,
@@ -52,17 +66,31 @@ def run_limited(func, *args, memory: int = MEMORY_BYTES, cpu: int = CPU_SECONDS,
     """func(*args) in the sandbox process; its value, or the UnreadableFile / NotAForm it
     raised. Any other failure (killed, out of memory, out of time, a bug) becomes
     UnreadableFile. `func` must be a module-level function (it is sent by name)."""
-    global _current
+    return Call(func, args, memory, cpu).result(wall)
+
+
+def read_ahead(func, arg_lists: list[tuple], memory: int = MEMORY_BYTES,
+               cpu: int = CPU_SECONDS) -> list[Call]:
+    """func(*args) for each of `arg_lists`, handed to the sandbox now without waiting, when it
+    is idle: the calls sent, in order (maybe fewer than asked, or none). Take each one's result
+    with `Call.result`, or `Call.drop` it."""
     with _lock:
-        if _current is None or not _current.usable():
-            shutdown()
-            _current = _Process()
-        keep, ok, value = _current.call(func, args, memory, cpu, wall)
-        if not keep:
-            shutdown()
-    if ok:
-        return value
-    raise value
+        process = _ready_process(busy_ok=False)
+        if process is None:
+            return []
+        calls: list[Call] = []
+        queued = 0
+        for args in arg_lists:
+            size = sum(len(a) for a in args if isinstance(a, (bytes, bytearray)))
+            if calls and queued + size > QUEUED_BYTES:   # the first is read at once: not queued
+                break
+            queued += size if calls else 0
+            call = Call(func, args, memory, cpu)
+            process.send(call)
+            if call.outcome is not None or _current is not process:   # it died meanwhile
+                break
+            calls.append(call)
+        return calls
 
 
 def shutdown() -> None:
@@ -71,6 +99,71 @@ def shutdown() -> None:
     if _current is not None and _current.owner == os.getpid():
         _current.stop()
     _current = None
+
+
+class Call:
+    """One parser call in the sandbox: sent ahead (`read_ahead`) or when its result is asked for."""
+
+    def __init__(self, func, args: tuple, memory: int, cpu: int):
+        self.func, self.args, self.memory, self.cpu = func, args, memory, cpu
+        self.process: _Process | None = None   # where it waits or runs; None: not sent (again)
+        self.sent = 0.0            # when it was sent (monotonic clock, shared by both processes)
+        self.asked: float | None = None        # when its result was asked for
+        self.wall = WALL_SECONDS
+        self.took = 0.0            # from when the process started it to its result
+        self.outcome: tuple[bool, object] | None = None
+        self.dropped = False
+
+    def result(self, wall: float = WALL_SECONDS):
+        """Its value, or the UnreadableFile / NotAForm it ended in, waiting for it at most `wall`
+        seconds from when the sandbox started it (and from now)."""
+        with _lock:
+            self.asked, self.wall = time.monotonic(), wall
+            while self.outcome is None:
+                if self.process is None:
+                    _ready_process(busy_ok=True).send(self)
+                else:
+                    self.process.wait_for(self)
+            (ok, value), self.outcome, self.args = self.outcome, None, ()
+        if self.took > wall:   # read ahead, it ended after the time it would have been given
+            raise UnreadableFile(TOO_SLOW)
+        if ok:
+            return value
+        raise value
+
+    def drop(self) -> None:
+        """Its result is not wanted: thrown away when it comes."""
+        with _lock:
+            self.dropped, self.outcome, self.args = True, None, ()
+
+    def settle(self, ok: bool, value) -> None:
+        self.process = None
+        if not self.dropped:
+            self.outcome = (ok, value)
+
+
+def _ready_process(busy_ok: bool) -> _Process | None:
+    """The sandbox process, started if need be, with nothing running that no one waits for:
+    one still reading a document nobody has asked for yet is replaced (or, when not
+    `busy_ok`, None is returned instead)."""
+    global _current
+    if _current is not None and _current.usable():
+        _current.drain()
+        if _current is not None and not _current.pending:
+            return _current
+        if _current is not None and not busy_ok:
+            return None
+    shutdown()
+    _current = _Process()
+    return _current
+
+
+def _retire(process: _Process) -> None:
+    """Stop `process`; the calls waiting in it are sent again when their results are asked for."""
+    global _current
+    process.kill()
+    if _current is process:
+        _current = None
 
 
 class _Process:
@@ -84,33 +177,90 @@ class _Process:
         self.child.start()
         child_end.close()
         self.modules = len(sys.modules)   # starting it imported multiprocessing's parts
+        self.pending: deque[Call] = deque()   # sent, result not yet taken in, in order
+        self.finished = 0.0      # when the process sent its last result
+        self.closed = False
 
     def usable(self) -> bool:
         return (self.owner == os.getpid() and self.modules == len(sys.modules)
                 and self.child.is_alive())
 
-    def call(self, func, args, memory: int, cpu: int, wall: float):
-        """(keep, ok, value): keep is False when this process must not take another call."""
+    def send(self, call: Call) -> None:
+        call.process, call.sent = self, time.monotonic()
+        self.pending.append(call)
         try:
-            self.conn.send((func, args, memory, cpu))
-            if not self.conn.poll(wall):
-                return False, False, UnreadableFile(TOO_SLOW)
-            ok, value, keep = self.conn.recv()
+            self.conn.send((call.func, call.args, call.memory, call.cpu))
+        except OSError:   # it died: the call it was reading is blamed; calls read ahead are not
+            if self.pending[0] is call:
+                self._fail()
+            else:
+                _retire(self)
+
+    def wait_for(self, call: Call) -> None:
+        """Take in results, in order, until `call`'s has come, it failed, or `call` must be
+        sent again (to a fresh process: a call before it that no one has asked for is still
+        running)."""
+        while call.process is self:
+            head = self.pending[0]
+            if head is call:
+                if not self.conn.poll(max(0.0, self._deadline(call) - time.monotonic())):
+                    self._fail(TOO_SLOW)
+                    return
+            elif not self.conn.poll(0):
+                _retire(self)
+                return
+            self._receive()
+
+    def drain(self) -> None:
+        """Take in the results that have come, without waiting."""
+        while self.pending and not self.closed and self.conn.poll(0):
+            self._receive()
+
+    def _deadline(self, call: Call) -> float:
+        started = max(call.sent, self.finished)   # the call before it ended then
+        return min(started, call.asked) + call.wall
+
+    def _receive(self) -> None:
+        try:
+            ok, value, keep, finished = self.conn.recv()
         except (EOFError, OSError):
-            return False, False, UnreadableFile(self._death_reason())
-        return keep, ok, value
+            self._fail()
+            return
+        call = self.pending.popleft()
+        call.took, self.finished = finished - max(call.sent, self.finished), finished
+        call.settle(ok, value)
+        if not keep:
+            _retire(self)
+
+    def _fail(self, reason: str = "") -> None:
+        """The call being read failed (by how the process died, without `reason`): it alone is
+        blamed; the process is replaced."""
+        self.pending.popleft().settle(False, UnreadableFile(reason or self._death_reason()))
+        _retire(self)
 
     def _death_reason(self) -> str:
         self.child.join(1)
         return TOO_SLOW if self.child.exitcode == -signal.SIGXCPU else CRASHED   # the CPU limit
 
     def stop(self) -> None:
+        if not self.closed:
+            self.drain()
+        self.kill()
+
+    def kill(self) -> None:
+        """End the process; calls still waiting in it are left to be sent again."""
+        if self.closed:
+            return
+        self.closed = True
         self.conn.close()        # an idle process sees the end of its pipe and exits
         self.child.kill()
         self.child.join()
+        for call in self.pending:
+            call.process = None
+        self.pending.clear()
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _current: _Process | None = None
 
 
@@ -134,7 +284,7 @@ def _serve(conn) -> None:
             return
         ok, value, clean = _run(func, args, memory, cpu)
         keep = clean and calls < MAX_CALLS and _mapped_bytes() - start < MAX_GROWTH
-        conn.send((ok, value, keep))
+        conn.send((ok, value, keep, time.monotonic()))
         if not keep:
             return
 

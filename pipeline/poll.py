@@ -18,7 +18,7 @@ from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending
 from outbox.transports import transport_for
 from pipeline import failures
 from pipeline.errors import ConfigError
-from pipeline.process import process_message
+from pipeline.process import process_message, read_ahead
 from pipeline.settings import Settings
 from pipeline.sources import Incoming, source_for
 
@@ -68,11 +68,11 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
         # once its group is on disk.
         with store.group_commit():
             started = time.monotonic()
-            for n, incoming in enumerate(_to_take(source, store, clock()), start=1):
+            for n, (incoming, following) in enumerate(_with_next(_to_take(source, store, clock())), start=1):
                 if stop is not None and stop.is_set():
                     break
                 report.read += 1
-                _take(store, settings, source, incoming, clock(), report, inflight, sending)
+                _take(store, settings, source, incoming, clock(), report, inflight, sending, following)
                 if n % GROUP_MESSAGES == 0 or time.monotonic() - started > GROUP_SECONDS:
                     store.sync()
                     started = time.monotonic()
@@ -80,6 +80,8 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
         if sending is not None:   # what was sent is recorded; nothing more is sent
             sending.abort(store, clock())
         raise
+    finally:
+        read_ahead(None)   # stopped early: what was read ahead is let go
     if sending is not None:
         sending.finish(store, clock())
     # Still inside the mailbox session: a copy of each reply goes to its Sent folder over the
@@ -89,6 +91,16 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
                                       on_sent_all=getattr(source, "append_sent_all", None),
                                       early=sending)
     return report
+
+
+def _with_next(messages):
+    """Each message with the one after it (None for the last): its documents are read ahead."""
+    current = next(messages, None)
+    for following in messages:
+        yield current, following
+        current = following
+    if current is not None:
+        yield current, None
 
 
 def _to_take(source, store, now: dt.datetime):
@@ -107,7 +119,8 @@ def _to_take(source, store, now: dt.datetime):
 
 
 def _take(store, settings: Settings, source, incoming: Incoming, now: dt.datetime,
-          report: PassReport, inflight: failures.InFlight, sending: EarlySending | None = None) -> None:
+          report: PassReport, inflight: failures.InFlight, sending: EarlySending | None = None,
+          following: Incoming | None = None) -> None:
     origin = {"folder": incoming.folder, "uid": incoming.uid, "uidvalidity": incoming.uidvalidity,
               "key": incoming.key}
     inflight.begin(incoming.ref, origin, incoming.raw)
@@ -115,7 +128,8 @@ def _take(store, settings: Settings, source, incoming: Incoming, now: dt.datetim
     try:
         with store.transaction():
             submission = process_message(incoming.raw, incoming.received_at, store, settings, now,
-                                         origin, oversize=incoming.oversize)
+                                         origin, oversize=incoming.oversize,
+                                         read_next=following.raw if following else None)
             if not source.commit_after:
                 source.mark_done(incoming, store.ledger)
             if sending is not None:   # the replies sent meanwhile, in the same commit

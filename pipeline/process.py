@@ -1,7 +1,9 @@
 """One email through intake: parse, judge, store, and queue the reply — in one transaction.
 
 `process_message` is the only place that knows the order of the steps; each step's work lives
-in the package that owns it (parsers, rules, store, outbox).
+in the package that owns it (parsers, rules, store, outbox). Once an email's documents are read,
+the next email (`read_next`) is parsed and its plain documents handed to the sandbox, so that
+they are read while this one is judged, stored and answered.
 """
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ from outbox.bounces import record_bounce
 from outbox.manners import no_reply_reason
 from outbox.queue import enqueue, enqueue_reply
 from outbox.wording import deadline_sentence, receipt_number
+from parsers import attachments as attachments_reader
 from parsers.attachments import Document, read_attachments
 from parsers.auth_results import authentication_failures
 from parsers.email_message import parse_email
 from parsers.limits import EmailBudget
 from parsers.records import Attachment, FormRecord, ParsedEmail, Problem
 from parsers.reply_text import Words, read_words
+from parsers.sandbox import Call
 from parsers.sniff import sniff
 from pipeline import rules
 from pipeline.rules import NEEDS_PERSON
@@ -39,15 +43,90 @@ class Judgement:
     documents: int = 0                                       # attachments a county meant us to read
 
 
+READ_AHEAD_BYTES = 4 << 20   # a larger next message is not parsed ahead: a crash of the worker
+                             # while parsing it would be counted against the message in hand
+
+
+@dataclass
+class _ReadAhead:
+    """The next message, parsed, and its documents handed to the sandbox."""
+    raw: bytes
+    parsed: ParsedEmail
+    documents: dict[bytes, Call]
+
+
+_ahead: _ReadAhead | None = None   # one message at most
+
+
 def process_message(raw: bytes, received_at: dt.datetime, store, settings: Settings,
                     now: dt.datetime, origin: dict | None = None, oversize: int | None = None,
-                    trust_sender: bool = False) -> dict | None:
+                    trust_sender: bool = False, read_next: bytes | None = None) -> dict | None:
     """Record one email and queue its reply. Returns the submission, or None when this exact
     message was processed before. Call inside `store.transaction()`.
 
     `oversize`: the message's size when it was over the limit and only its headers were read.
-    `trust_sender`: an operator released it after its sender authentication failed."""
-    parsed = parse_email(raw)
+    `trust_sender`: an operator released it after its sender authentication failed.
+    `read_next`: the message to be processed after this one, read ahead (`read_ahead`)."""
+    parsed, early = _taken_ahead(raw)
+    try:
+        return _process_message(raw, parsed, early, received_at, store, settings, now, origin,
+                                oversize, trust_sender, read_next)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):   # Ctrl-C, exit: the next message is not read
+            read_next = None
+        raise
+    finally:
+        _documents_read(early, read_next)
+
+
+def read_ahead(raw: bytes | None) -> None:
+    """Parse `raw` now and hand its plain documents to the sandbox, for `process_message(raw)`
+    to take; what was read ahead before and not taken (a message that failed) is dropped."""
+    global _ahead
+    if raw is not None and _ahead is not None and _ahead.raw is raw:
+        return
+    if _ahead is not None:
+        _drop(_ahead.documents)
+    _ahead = None
+    if raw is None or len(raw) > READ_AHEAD_BYTES:
+        return
+    try:
+        parsed = parse_email(raw)
+    except Exception:  # noqa: BLE001 — parsed again in its turn, and failed as a message then
+        return
+    try:
+        documents = attachments_reader.read_ahead(parsed.attachments)
+    except Exception:  # noqa: BLE001 — the sandbox could not take them: read in their turn
+        log.warning("reading the next message's documents ahead failed", exc_info=True)
+        documents = {}
+    _ahead = _ReadAhead(raw, parsed, documents)
+
+
+def _taken_ahead(raw: bytes) -> tuple[ParsedEmail, dict[bytes, Call]]:
+    global _ahead
+    if _ahead is not None and (_ahead.raw is raw or _ahead.raw == raw):
+        taken, _ahead = _ahead, None
+        return taken.parsed, taken.documents
+    return parse_email(raw), {}
+
+
+def _documents_read(early: dict[bytes, Call], read_next: bytes | None) -> None:
+    """This message needs the sandbox no more: what it did not take is dropped, the next
+    message's documents are handed over."""
+    _drop(early)
+    read_ahead(read_next)
+
+
+def _drop(documents: dict[bytes, Call]) -> None:
+    for call in documents.values():
+        call.drop()
+    documents.clear()
+
+
+def _process_message(raw: bytes, parsed: ParsedEmail, early: dict[bytes, Call],
+                     received_at: dt.datetime, store, settings: Settings, now: dt.datetime,
+                     origin: dict | None, oversize: int | None, trust_sender: bool,
+                     read_next: bytes | None) -> dict | None:
     digest = hashlib.sha256(raw).hexdigest()
     submission_id = parsed.message_id
     earlier = store.submissions.get(submission_id)
@@ -89,7 +168,9 @@ def process_message(raw: bytes, received_at: dt.datetime, store, settings: Setti
     else:
         judgement = judge_attachments(parsed.attachments, cloud=bool(parsed.cloud_links),
                                       budget=EmailBudget(settings.mailbox.email_seconds,
-                                                         settings.mailbox.email_expanded_mb << 20))
+                                                         settings.mailbox.email_expanded_mb << 20),
+                                      ahead=early)
+        _documents_read(early, read_next)
         if county is None and not judgement.documents:
             return _skip(store, parsed, submission_id, digest, received_at, settings, origin,
                          "unknown sender without documents")
@@ -242,11 +323,12 @@ def _receipt(store, settings: Settings, county: str | None) -> str:
 
 
 def judge_attachments(attachments: list[Attachment], cloud: bool = False,
-                      budget: EmailBudget | None = None) -> Judgement:
+                      budget: EmailBudget | None = None, ahead: dict[bytes, Call] | None = None) -> Judgement:
     """Sort the email's documents into forms, scans and problems; files of no interest
-    (signatures, text notes) are passed over."""
+    (signatures, text notes) are passed over. `ahead`: their reading handed to the sandbox
+    ahead (parsers/attachments.py `read_ahead`)."""
     j = Judgement()
-    for doc in read_attachments(attachments, budget):
+    for doc in read_attachments(attachments, budget, ahead):
         if doc.kind == "other":
             continue
         j.documents += 1
