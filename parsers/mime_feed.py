@@ -68,8 +68,8 @@ _parsegen = types.FunctionType(
 
 
 class _Lines(email.feedparser.BufferedSubFile):
-    """BufferedSubFile, its readline and __next__ in one call, and no predicate run on a line
-    that none of them can match."""
+    """BufferedSubFile, iterated by a generator, and no predicate run on a line that none of
+    them can match."""
 
     def __init__(self):
         super().__init__()
@@ -99,20 +99,28 @@ class _Lines(email.feedparser.BufferedSubFile):
                 return ""
         return line
 
-    def __next__(self):
+    def __iter__(self):
+        return self._iterate()
+
+    def _iterate(self):
+        """What iterating BufferedSubFile gives (its __next__: readline until ""), resumed
+        as a generator rather than called as a method for each line."""
         lines = self._lines
-        if not lines:
-            if self._closed:
-                raise StopIteration
-            return email.feedparser.NeedMoreData
-        line = lines.popleft()
-        if self._dashed and line[:1] != "-":
-            return line
-        for ateof in reversed(self._eofstack):
-            if ateof(line):
-                lines.appendleft(line)
-                raise StopIteration
-        return line
+        while True:
+            if not lines:
+                if self._closed:
+                    return
+                yield email.feedparser.NeedMoreData
+                continue
+            line = lines.popleft()
+            if self._dashed and line[:1] != "-":
+                yield line
+                continue
+            for ateof in reversed(self._eofstack):
+                if ateof(line):
+                    lines.appendleft(line)
+                    return
+            yield line
 
 
 class MimeFeedParser(email.feedparser.BytesFeedParser):
