@@ -107,7 +107,7 @@ def _fed(raw: bytes, chunk: int = 1 << 16) -> Message:
     """The standard library's parse, fed in chunks: message_from_bytes would copy the whole
     message into a StringIO (4 bytes a character), so a 35 MB email peaked at 265 MB; fed,
     at 95 MB. The same tree either way (parsers/mime_feed.py: the standard library's parser,
-    less two costs it pays on every multipart email)."""
+    less three costs it pays on every multipart email)."""
     parser = MimeFeedParser()
     view = memoryview(raw)
     for start in range(0, len(raw), chunk):

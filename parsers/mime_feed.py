@@ -1,4 +1,4 @@
-"""The standard library's feedparser, less two costs it pays on every multipart email.
+"""The standard library's feedparser, less three costs it pays on every multipart email.
 
 `email.feedparser.FeedParser._parsegen` (the code itself, not a copy) runs here with two of its
 module's names bound to equivalents that give the same tree:
@@ -124,7 +124,7 @@ class _Lines(email.feedparser.BufferedSubFile):
 
 
 class MimeFeedParser(email.feedparser.BytesFeedParser):
-    """BytesFeedParser (compat32), the same tree, less the costs above."""
+    """BytesFeedParser (compat32): the same tree, less the costs above."""
     _parsegen = _parsegen
 
     def __init__(self):
