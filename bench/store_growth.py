@@ -94,7 +94,9 @@ def command_costs(sizes: list[int], runs: int) -> dict[int, tuple[float, float]]
 
 
 def pass_flatness(size: int, count: int) -> tuple[float, float]:
-    """(ms per message over the first tenth, over the last tenth) of one in-process pass."""
+    """(ms per message over the first tenth, over the last tenth) of one in-process pass: a
+    message's time is its whole turn of the pass's loop (from taking it to taking the next:
+    fetching, processing, committing, and the group commits and compactions that fall in it)."""
     from pipeline import poll
     from pipeline.settings import load_settings
     from store.repository import Store
@@ -104,22 +106,20 @@ def pass_flatness(size: int, count: int) -> tuple[float, float]:
         settings = load_settings(config)
         season.deliver(settings.mailbox.path, size, count)
         store = Store(settings.store.path, settings.store.files)
-        times = []
-        real = poll.process_message
+        starts = []
+        real = poll._take
 
         def timed(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return real(*args, **kwargs)
-            finally:
-                times.append(time.perf_counter() - started)
-        poll.process_message = timed
+            starts.append(time.perf_counter())
+            return real(*args, **kwargs)
+        poll._take = timed
         try:
             report = poll.run_pass(settings, store, clock=season._season_clock(size, season.season_email(size + count - 1)[1]))
         finally:
-            poll.process_message = real
+            poll._take = real
             store.close()
         assert report.read == count and report.failed == 0, report.summary()
+        times = [end - start for start, end in zip(starts, starts[1:])]   # the last one's is not known
     # The first emails of a process also pay its warm-up (the parsers imported on first use, the
     # sandbox started): the first tenth is counted after them.
     times = times[WARM_UP:]
