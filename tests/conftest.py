@@ -56,6 +56,17 @@ def _dovecot_running(request):
 
 
 @pytest.fixture
+def fresh_sandbox():
+    """The parsers' sandbox process started afresh for the test and stopped after it, so that no
+    call read ahead or process replaced by another test is seen (use with usefixtures)."""
+    from parsers import sandbox
+
+    sandbox.shutdown()
+    yield
+    sandbox.shutdown()
+
+
+@pytest.fixture
 def imap_account(dovecot):
     """A fresh (username, password) on the session Dovecot, with an empty mailbox."""
     return dovecot.add_user()

@@ -58,11 +58,7 @@ def run_over_four_emails(directory, events=None):
     return events, submissions, replies
 
 
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    sandbox.shutdown()
-    yield
-    sandbox.shutdown()
+pytestmark = pytest.mark.usefixtures("fresh_sandbox")
 
 
 def test_the_next_form_is_read_while_the_email_before_is_stored(tmp_path, monkeypatch):

@@ -22,11 +22,7 @@ from tests.integration.test_hostile_input import pdf_line_storm
 FORM = samples.build_form_docx()
 
 
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    sandbox.shutdown()
-    yield
-    sandbox.shutdown()
+pytestmark = pytest.mark.usefixtures("fresh_sandbox")
 
 
 def attached(*named: tuple[str, bytes]) -> list[Attachment]:

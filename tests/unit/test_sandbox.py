@@ -18,11 +18,7 @@ from store.repository import Store
 FORM = samples.build_form_docx()
 
 
-@pytest.fixture(autouse=True)
-def fresh_sandbox():
-    sandbox.shutdown()
-    yield
-    sandbox.shutdown()
+pytestmark = pytest.mark.usefixtures("fresh_sandbox")
 
 
 def honest_form_read() -> bool:
