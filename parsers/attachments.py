@@ -19,17 +19,13 @@ from dataclasses import dataclass, field
 from parsers import archives, ocr, sandbox
 from parsers.archives import Budget
 from parsers.convert import to_docx, to_xlsx
-from parsers.docx_form import parse_forms
-from parsers.docx_text import docx_report
 from parsers.errors import NotAForm, UnreadableFile
 from parsers.normalize import looks_garbled
-from parsers.pdf_form import read_pdf
 from parsers.records import Attachment, FormRecord, ReportRecord
 from parsers.limits import MIN_SECONDS, OUT_OF_TIME, XML_TOO_BIG, EmailBudget, xml_too_big
 from parsers.sandbox import WALL_SECONDS, run_limited
 from parsers.sniff import DOCUMENT_EXTENSIONS, extension, sniff
 from parsers.tnef import tnef_members
-from parsers.xlsx_form import parse_sheet_forms
 
 UNSUPPORTED = "文件格式无法识别，推荐表请使用 Word（.docx/.doc）、Excel（.xlsx/.xls）或 PDF 格式"
 EMPTY = "文件为空（0 字节）"
@@ -211,6 +207,8 @@ def _read_document(name: str, original: bytes, data: bytes, fmt: str, budget: Em
 def _parse_document(data: bytes) -> tuple[str, list[FormRecord] | ReportRecord | None]:
     """In the sandbox: ("form", [FormRecord, ...]) | ("report", ReportRecord) | ("scan", None)
     | ("other", None) by what the bytes are. Raises UnreadableFile."""
+    from parsers.readers import docx_report, parse_forms, parse_sheet_forms, read_pdf
+
     kind = sniff(data)
     if kind == "pdf":
         return read_pdf(data)
@@ -236,6 +234,8 @@ def _read_scan(doc: Document, budget: EmailBudget) -> Document:
     if budget.seconds_left() < MIN_SECONDS or not ocr.available():   # loads the models here,
         return doc                                                   # before the sandbox forks
     from parsers import scan_form   # OpenCV and numpy: only with the [ocr] extra
+
+    sandbox.share_loaded()   # the process that reads it shares them
 
     limits = scan_form.sandbox_limits(doc.data, doc.format)
     limits["wall"] = min(limits["wall"], budget.seconds_left())

@@ -2,9 +2,11 @@
 pathological file costs that process, never the worker. Every document reader runs here,
 called from parsers/attachments.py's `_read_document`.
 
-The process is kept warm: forked from the worker the first time a document is read (so it
-shares the parser libraries already loaded, copy-on-write), then fed one document at a time
-over a pipe. Forking a child per document cost 7 ms on an idle machine and 20–45 ms on a
+The process is kept warm: forked from the worker the first time a document is read, or
+before, by `warm` (a pass calls it before it logs in), then fed one document at a time over a
+pipe. As it starts it imports the document readers (WARM_MODULES: python-docx, pdfplumber,
+openpyxl, ~0.4 s), which the worker itself never imports; until it says it is ready, no call's
+time has started. Forking a child per document cost 7 ms on an idle machine and 20–45 ms on a
 loaded one, more than reading the document. Each document gets the same limits a fresh child
 had: before every call the process's soft limits are set to what it uses now plus the call's
 allowance — address space `memory` above what it has mapped, `cpu` seconds above the CPU time
@@ -14,8 +16,9 @@ it has used — and the caller stops waiting after `wall` seconds and kills it. 
   ran out of memory, crashed, was killed by its CPU limit or did not answer in time;
 - after MAX_CALLS documents, or once it has grown MAX_GROWTH beyond what it had mapped when
   it started, so that no leak or fragmentation carries over;
-- when the worker has imported modules since the fork (the OCR models, loaded in the worker
-  first: the new process shares them instead of loading its own copy).
+- when the worker has loaded modules for it since the fork and said so with `share_loaded`
+  (the OCR models, loaded in the worker first: the new process shares them instead of loading
+  its own copy).
 A call that finds the process dead before it starts (killed while idle) starts a fresh one:
 only the document it was reading is ever blamed for its death.
 
@@ -24,7 +27,7 @@ waits for them, so that the process reads them while the worker judges and store
 hand; their results are taken later with `Call.result`. Calls are served in order. A result is
 decided as if the call had been made when its result is asked for: the same memory and CPU
 allowance, and `wall` seconds counted from when the process started it, never from later than
-when it was asked for. A call that is asked for never waits behind one nobody has asked for yet:
+when it was asked for (or than when the process was ready, if it was still starting). A call that is asked for never waits behind one nobody has asked for yet:
 if such a call is still running, the process is replaced and the calls behind it sent again.
 Documents are handed over ahead only to an idle process and only as many as the pipe holds
 (QUEUED_BYTES), so that handing them over never makes the worker wait.
@@ -36,6 +39,7 @@ Ctrl-C reaches the worker, which decides) and exits when the worker closes the p
 from __future__ import annotations
 
 import atexit
+import importlib
 import multiprocessing
 import multiprocessing.util  # noqa: F401 — its exit hook must be registered before ours
 import os
@@ -57,6 +61,8 @@ CPU_SECONDS = 30
 WALL_SECONDS = 45
 MAX_CALLS = 500             # documents one process reads before a fresh one takes over
 MAX_GROWTH = 256 << 20      # mapped beyond its start after a call: replaced
+START_SECONDS = 120         # for a new process to import WARM_MODULES (seconds on a loaded machine)
+WARM_MODULES = ("parsers.readers",)
 QUEUED_BYTES = 96 << 10     # handed over ahead behind the document being read: half the pipe's
                             # buffer (212,992 bytes on Linux), so a send never blocks
 
@@ -91,6 +97,21 @@ def read_ahead(func, arg_lists: list[tuple], memory: int = MEMORY_BYTES,
                 break
             calls.append(call)
         return calls
+
+
+def warm() -> None:
+    """Start the sandbox process now unless one is ready, so that its start (the readers'
+    import) overlaps the caller's own work instead of delaying the first document."""
+    with _lock:
+        if _current is None or not _current.usable():
+            _ready_process(busy_ok=True)
+
+
+def share_loaded() -> None:
+    """The worker has just loaded modules that calls will use (the OCR models): the next call
+    starts a fresh process that shares them, unless the one running was started after them."""
+    global _shared_modules
+    _shared_modules = len(sys.modules)
 
 
 def shutdown() -> None:
@@ -178,11 +199,13 @@ class _Process:
         child_end.close()
         self.modules = len(sys.modules)   # starting it imported multiprocessing's parts
         self.pending: deque[Call] = deque()   # sent, result not yet taken in, in order
-        self.finished = 0.0      # when the process sent its last result
+        self.ready = False       # its first message (WARM_MODULES imported) taken in
+        self.ready_at = 0.0      # when it was ready
+        self.finished = 0.0      # when the process sent its last result (or was ready)
         self.closed = False
 
     def usable(self) -> bool:
-        return (self.owner == os.getpid() and self.modules == len(sys.modules)
+        return (self.owner == os.getpid() and self.modules >= _shared_modules
                 and self.child.is_alive())
 
     def send(self, call: Call) -> None:
@@ -202,7 +225,11 @@ class _Process:
         running)."""
         while call.process is self:
             head = self.pending[0]
-            if head is call:
+            if not self.ready:   # still importing: no call's time has started
+                if not self.conn.poll(START_SECONDS):
+                    self._fail(TOO_SLOW)
+                    return
+            elif head is call:
                 if not self.conn.poll(max(0.0, self._deadline(call) - time.monotonic())):
                     self._fail(TOO_SLOW)
                     return
@@ -218,14 +245,18 @@ class _Process:
 
     def _deadline(self, call: Call) -> float:
         started = max(call.sent, self.finished)   # the call before it ended then
-        return min(started, call.asked) + call.wall
+        return min(started, max(call.asked, self.ready_at)) + call.wall
 
     def _receive(self) -> None:
         try:
-            ok, value, keep, finished = self.conn.recv()
+            message = self.conn.recv()
         except (EOFError, OSError):
             self._fail()
             return
+        if not self.ready:   # it has started: the first call's time counts from now
+            self.ready, self.ready_at, self.finished = True, message, message
+            return
+        ok, value, keep, finished = message
         call = self.pending.popleft()
         call.took, self.finished = finished - max(call.sent, self.finished), finished
         call.settle(ok, value)
@@ -262,6 +293,7 @@ class _Process:
 
 _lock = threading.RLock()
 _current: _Process | None = None
+_shared_modules = 0   # len(sys.modules) when the worker last called share_loaded
 
 
 @atexit.register
@@ -276,7 +308,16 @@ def _stop_at_exit() -> None:
 
 def _serve(conn) -> None:
     _detach(conn.fileno())
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 — each call that needs it fails on its own import
+            pass
     start = _mapped_bytes()
+    try:
+        conn.send(time.monotonic())   # ready
+    except OSError:
+        return
     for calls in range(1, MAX_CALLS + 1):
         try:
             func, args, memory, cpu = conn.recv()

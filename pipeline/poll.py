@@ -16,6 +16,7 @@ from outbox.compose import reply_message_id
 from outbox.early import EarlySending
 from outbox.queue import DeliveryReport, RetryPolicy, deliver_pending
 from outbox.transports import transport_for
+from parsers import sandbox
 from pipeline import failures
 from pipeline.errors import ConfigError
 from pipeline.process import process_message, read_ahead
@@ -50,6 +51,10 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
              stop: threading.Event | None = None) -> PassReport:
     """Process what is new (and failures now due), then send what the outbox holds. With
     `stop` set, the message in hand is finished and the rest waits for the next run."""
+    try:   # started now, the sandbox imports its readers while the mailbox is read
+        sandbox.warm()
+    except OSError as exc:   # no fork now (memory, process limit): the first document tries again
+        log.warning("could not start the document reader process yet: %s", exc)
     if source is None:
         with source_for(settings.mailbox) as opened:
             return run_pass(settings, store, clock, opened, stop)

@@ -113,3 +113,28 @@ def test_the_process_ends_with_the_worker():
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_the_worker_leaves_the_document_readers_to_the_sandbox():
+    # python-docx, pdfplumber and openpyxl are imported by the sandbox process as it starts:
+    # the worker's start-up does not pay for them, and the readers still read.
+    code = ("import sys\nimport pipeline.cli, pipeline.poll\n"
+            "print(sorted({'docx', 'pdfplumber', 'openpyxl', 'parsers.readers'} & set(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert honest_form_read()
+    assert sandbox.run_limited(_has_module, "docx")
+
+
+def _has_module(name: str) -> bool:
+    return name in sys.modules
+
+
+def test_a_slow_start_counts_against_no_document(monkeypatch):
+    # The readers' import on a loaded machine may take longer than a document's whole
+    # allowance: the document's time starts when the process is ready.
+    monkeypatch.setattr(sandbox, "WARM_MODULES", ("tests.unit.slow_import",))
+    sandbox.warm()
+    assert sandbox.run_limited(_burn, 0.1, wall=1) == 0.1
+    assert sandbox.run_limited(_has_module, "tests.unit.slow_import")
