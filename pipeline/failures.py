@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import traceback
 from pathlib import Path
@@ -89,26 +90,43 @@ def resolve(store, ref: str) -> None:
 
 
 class InFlight:
-    """The message being processed, named in a marker beside the store (store/marker.py)."""
+    """The message being processed, named in a marker beside the store (store/marker.py).
+
+    Within a pass the marker's file stays open and is written over in place, padded with
+    spaces, and blanked between messages (a blank marker names nothing); `close` removes it at
+    the pass's end. Creating and removing a file for every message waited for the file
+    system's journal, behind the fsyncs of the attachments being stored."""
 
     def __init__(self, store_path: Path):
         self.marker = Marker(store_path, "inflight")
         self.path = self.marker.path
+        self._fd: int | None = None
+        self._size = 0   # the longest text written: what a blank must cover
 
     def begin(self, ref: str, origin: dict, raw: bytes = b"") -> None:
         # Not fsynced: it counts a crash of intake against the message (the kernel keeps the
         # file when the process dies); a power cut is no message's fault, and an fsync for
         # every message would cost as much as the message's own commit.
-        self.marker.set(json.dumps({"ref": ref, "origin": origin, "message_id": _header_message_id(raw)}),
-                        durable=False)
+        text = json.dumps({"ref": ref, "origin": origin, "message_id": _header_message_id(raw)})
+        self._write(text.encode("utf-8"))
 
     def end(self) -> None:
+        if self._fd is None:
+            self.marker.clear()
+        else:
+            self._write(b"")
+
+    def close(self) -> None:
+        """The pass is over: the marker's file is removed."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd, self._size = None, 0
         self.marker.clear()
 
     def recover(self, store, now: dt.datetime) -> None:
         """Count a crash against the message that was in hand when it happened."""
         text = self.marker.get()
-        if text is None:
+        if text is None or not text.strip():
             return
         try:
             marker = json.loads(text)
@@ -118,6 +136,15 @@ class InFlight:
         record(store, marker["ref"], marker.get("origin", {}), None, CRASH_NOTE, now,
                crashed=True, message_id=marker.get("message_id", ""))
         self.end()
+
+    def _write(self, data: bytes) -> None:
+        """One write at the start of the file: a process killed at any moment leaves the old
+        text or the new one, whole."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._size = os.fstat(self._fd).st_size
+        os.pwrite(self._fd, data.ljust(self._size), 0)
+        self._size = max(self._size, len(data))
 
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)

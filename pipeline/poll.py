@@ -87,6 +87,7 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
         raise
     finally:
         read_ahead(None)   # stopped early: what was read ahead is let go
+        inflight.close()
     if sending is not None:
         sending.finish(store, clock())
     # Still inside the mailbox session: a copy of each reply goes to its Sent folder over the

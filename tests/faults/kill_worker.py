@@ -119,6 +119,15 @@ def drained(store_path: Path, message_ids: set[str]) -> bool:
         store.close()
 
 
+def _names_a_message(marker: Path) -> bool:
+    """A kill while a message was in hand: the in-flight marker holds its name (between
+    messages it is blank, after a pass gone)."""
+    try:
+        return bool(marker.read_text(encoding="utf-8").strip())
+    except FileNotFoundError:
+        return False
+
+
 def run(messages: int, kills: int, seed: int, min_delay: float, max_delay: float,
         drain_timeout: float, workdir: Path) -> Outcome:
     rng = random.Random(seed)
@@ -146,7 +155,7 @@ def run(messages: int, kills: int, seed: int, min_delay: float, max_delay: float
             early = worker.kill()
             worker = None
             outcome.injections += 1
-            outcome.killed_processing += (workdir / "intake.json.inflight").exists()
+            outcome.killed_processing += _names_a_message(workdir / "intake.json.inflight")
             outcome.killed_handing_over += any(workdir.glob("intake.json.sending.*"))  # one a reply
             if early is not None:
                 outcome.bad_exits.append(f"run {i + 1} exited by itself with {early}")

@@ -161,6 +161,27 @@ def test_a_crash_in_the_middle_of_a_message_is_counted_and_retried_at_once(maild
     assert len(maildir_replies(config.parent / "sent")) == 3
 
 
+def test_a_kill_between_messages_counts_against_none_and_the_marker_names_the_last_whole(maildir):
+    config, settings, store = maildir
+    first, second = new_files(settings)[:2]
+    inflight = failures.InFlight(store.path)
+    # A long name, then a short one written over it in place: the crash names the short one.
+    inflight.begin(f"maildir:{first}", {"folder": str(settings.mailbox.path), "key": first,
+                                        "note": "x" * 300})
+    inflight.end()
+    assert inflight.path.read_text().strip() == ""          # blank between messages
+    failures.InFlight(store.path).recover(store, T0)
+    assert store.failures.all() == []                       # a kill between messages: no one's fault
+    inflight.begin(f"maildir:{second}", {"key": second})
+    failures.InFlight(store.path).recover(store, T0)
+    [failure] = store.failures.all()
+    assert failure["ref"] == f"maildir:{second}" and failure["error"] == failures.CRASH_NOTE
+    inflight.close()
+    report = poll.run_pass(settings, store, Clock(T0))
+    assert (report.read, report.recorded, report.failed) == (3, 3, 0)
+    assert not inflight.path.exists()                       # gone after the pass
+
+
 def test_a_message_that_crashes_three_times_is_set_aside(maildir):
     config, settings, store = maildir
     key = new_files(settings)[1]
