@@ -1173,13 +1173,12 @@ class FileStore:
         import hashlib   # here, not at the top: OpenSSL's start-up is paid by writers only
 
         digest = hashlib.sha256(data).hexdigest()
-        target = self.path_of(digest)
-        if digest not in self._pending and not target.exists():
+        if digest not in self._pending:   # whether it is on disk already: the writer looks
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(self.WRITERS, thread_name_prefix="intake-files")
-            self._pending[digest] = self._pool.submit(_write_durably, target, data)
+            self._pending[digest] = self._pool.submit(_write_durably, self.path_of(digest), data)
         return digest
 
     def flush(self) -> None:
@@ -1199,7 +1198,10 @@ class FileStore:
 
 
 def _write_durably(target: Path, data: bytes) -> None:
-    """Temporary file, fsync, rename: the name never holds part of the bytes."""
+    """Temporary file, fsync, rename: the name never holds part of the bytes. A file already
+    under its name (its bytes, by their hash) is left as it is."""
+    if target.exists():
+        return
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = target.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
