@@ -399,14 +399,22 @@ def keep_sent_copies(store, on_sent: Callable[[bytes], bool], now: dt.datetime,
         _copies_made(store, batch, "kept" if appended else "none", now)
         kept += len(batch) if appended else 0
         due = due[COPY_BATCH:]
+    # One by one, each kept copy recorded at once (a crash must not append it twice). A mailbox
+    # that keeps no copies (Maildir) appends nothing: those are recorded together, one commit.
+    unkept = []
     for reply in due:
         try:
-            state = "kept" if on_sent(_raw_bytes(reply)) else "none"
+            appended = on_sent(_raw_bytes(reply))
         except Exception as exc:  # noqa: BLE001 — the reply is out; its copy is retried later
             _copies_failed(store, [reply], exc)
             break  # the mailbox session is likely broken: the rest waits for the next pass
-        _copies_made(store, [reply], state, now)
-        kept += state == "kept"
+        if appended:
+            _copies_made(store, [reply], "kept", now)
+            kept += 1
+        else:
+            unkept.append(reply)
+    if unkept:
+        _copies_made(store, unkept, "none", now)
     return kept
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from outbox.queue import RetryPolicy, deliver_pending, enqueue, requeue_failed
 from outbox.transports import SmtpTransport
+from store import storage
 from store.repository import Store
 from tests.replies import reply
 
@@ -285,3 +286,23 @@ def test_without_multiappend_the_copies_go_one_by_one(store, smtp_server):
     deliver(store, smtp_server, T0, on_sent=lambda raw: kept.append(raw) or True,
             on_sent_all=lambda raws: None)   # the server offers no MULTIAPPEND (163)
     assert len(kept) == 2 and all(r["copy"] == "kept" for r in store.outbox.with_status("sent"))
+
+
+def test_copies_a_mailbox_does_not_keep_are_recorded_in_one_commit(store, smtp_server, monkeypatch):
+    """Maildir keeps no Sent copies: nothing is appended, so a pass does not pay a durable commit
+    (an fsync) for each reply to say so; a copy that is kept is still recorded at once."""
+    queue(store, 1, 2, 3, 4)
+    fsyncs = []
+    real_fsync = storage.os.fsync
+    monkeypatch.setattr(storage.os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd)))
+
+    def copy(raw: bytes) -> bool:   # the mailbox keeps one of them
+        fsyncs.append("copying")
+        return b"<reply-3@163.com>" in raw
+
+    deliver(store, smtp_server, T0, on_sent=copy)
+    recorded = {r["reply_id"]: r["copy"] for r in store.outbox.with_status("sent")}
+    assert sorted(recorded.values()) == ["kept", "none", "none", "none"]
+    copying = fsyncs[fsyncs.index("copying"):]
+    # The kept copy's commit, then one for the three others (one each before).
+    assert len([f for f in copying if f != "copying"]) == 2
