@@ -11,8 +11,10 @@ import datetime as dt
 import imaplib
 import logging
 import os
+import queue
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ CLIENT_ID = {"name": "intake", "version": "0.1", "vendor": "Zhuzhou MIIT intake"
 HEADER_LIMIT = 256 * 1024     # what is read of an oversized message: its headers
 IDLE_RENEW = 120              # seconds in one IDLE command before a NOOP checks the line
 KEEPALIVE = (60, 10, 3)       # TCP keep-alive: idle seconds, interval, probes (~90 s to notice)
+AHEAD_BYTES = 32 << 20        # a batch in hand larger than this: the next is not fetched ahead
 
 
 @dataclass
@@ -154,12 +157,14 @@ class ImapSource:
     def __init__(self, settings):
         self.s = settings
         self.client: IMAPClient | None = None
+        self._ahead: _FetchAhead | None = None   # the thread fetching the next batch, if any
 
     def __enter__(self) -> "ImapSource":
         self.client = self._connect()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._settle()
         if self.client is not None:
             try:
                 self.client.logout()
@@ -203,6 +208,9 @@ class ImapSource:
             log.warning("the IMAP server did not accept the ID command: %s", exc)
 
     def new_messages(self, ledger) -> Iterator[Incoming]:
+        """New messages in UID order, fetched FETCH_BATCH at a time, the next batch on a thread
+        while the caller works on the one in hand (see _FetchAhead)."""
+        self._settle()
         folder = self.s.folder
         with self._errors(f"reading {folder}"):
             uidvalidity = self._select()
@@ -214,12 +222,21 @@ class ImapSource:
                                 folder, known_validity, uidvalidity)
                 last_uid = 0
             uids = sorted(u for u in self.client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
-            for start in range(0, len(uids), FETCH_BATCH):
-                yield from self._fetch(uids[start:start + FETCH_BATCH], uidvalidity)
+            batches = [uids[start:start + FETCH_BATCH] for start in range(0, len(uids), FETCH_BATCH)]
+            if len(batches) <= 1:   # nothing to overlap: no thread
+                for batch in batches:
+                    yield from self._fetch(batch, uidvalidity)
+                return
+            self._ahead = _FetchAhead(lambda batch: list(self._fetch(batch, uidvalidity)), batches)
+            try:
+                yield from self._ahead
+            finally:   # read to the end, or the caller stopped early: the thread is done with
+                self._settle()
 
     def fetch_ref(self, ref: str) -> Incoming | None:
         """The message a failure record names, if the folder still holds it unchanged."""
         _, folder, uidvalidity, uid = ref.rsplit(":", 3)
+        self._settle()
         with self._errors(f"reading {folder}"):
             if folder != self.s.folder or self._select() != int(uidvalidity):
                 return None
@@ -255,6 +272,7 @@ class ImapSource:
         socket is readable but holds no line — the server closed it — so the worker leaves
         IDLE and asks with NOOP. IDLE is renewed every IDLE_RENEW seconds with a NOOP between,
         and TCP keep-alives find a connection whose far end vanished without closing it."""
+        self._settle()
         if not self.client.has_capability("IDLE"):
             stop.wait(seconds)
             return
@@ -303,6 +321,7 @@ class ImapSource:
         differs by server and language: Sent, 已发送, Sent Messages). False when the server has
         no such folder (one log line); a failed APPEND raises MailboxError, and the outbox keeps
         the copy due for the next pass."""
+        self._settle()
         with self._errors("keeping a copy in the Sent folder"):
             folder = self._sent_folder()
             if folder is None:
@@ -315,6 +334,7 @@ class ImapSource:
         """APPEND many sent replies in one command (MULTIAPPEND, RFC 3502: all are kept or
         none), marked read, to the \\Sent folder. None when the server does not offer it (163):
         append_sent then does them one by one; False when there is no \\Sent folder."""
+        self._settle()
         with self._errors("keeping copies in the Sent folder"):
             if not self.client.has_capability("MULTIAPPEND"):
                 return None
@@ -325,10 +345,66 @@ class ImapSource:
             self.client.multiappend(folder, [{"msg": raw, "flags": (SEEN,)} for raw in raws])
             return True
 
+    def _settle(self) -> None:
+        """The connection is the caller's again: a fetch still running ahead is waited for and
+        what it fetched let go (those messages stay new in the mailbox for the next pass)."""
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
+
     def _sent_folder(self) -> str | None:
         if not hasattr(self, "_sent"):
             self._sent = self.client.find_special_folder(SENT)
         return self._sent
+
+
+class _FetchAhead:
+    """Batches of messages fetched by a thread one batch ahead of the caller, over the same
+    connection: the wait for the server's next batch overlaps the work on the one in hand (~10%
+    of a 500-email backlog's time, by py-spy) without a second login, which 163 and QQ limit.
+    The connection is the thread's until `close` or the last batch. A fetch that fails is raised
+    in the caller, after the messages before it. Memory: the next batch is fetched ahead only
+    while the one in hand holds at most AHEAD_BYTES (county emails: ~1.5 MB a batch); after a
+    larger one (25 scans of 50 MB are 1.25 GB) it is fetched once that one is worked through, so
+    one large batch at a time is held, as before."""
+
+    def __init__(self, fetch, batches: list[list[int]], size=lambda incoming: len(incoming.raw)):
+        self._fetch, self._batches, self._size = fetch, batches, size
+        self._fetched: queue.Queue = queue.Queue()
+        self._slot = threading.Semaphore(1)   # taken for each batch; given back as one is taken in
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="intake-fetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for batch in self._batches:
+                self._slot.acquire()
+                if self._closed.is_set():
+                    return
+                self._fetched.put((True, self._fetch(batch)))
+        except BaseException as exc:  # noqa: BLE001 — raised again in the caller's thread
+            self._fetched.put((False, exc))
+
+    def __iter__(self) -> Iterator[Incoming]:
+        for _ in self._batches:
+            ok, value = self._fetched.get()
+            if not ok:
+                raise value
+            small = sum(self._size(incoming) for incoming in value) <= AHEAD_BYTES
+            if small:
+                self._slot.release()   # the next batch is fetched while this one is worked on
+            if self._closed.is_set():
+                return
+            yield from value
+            if not small:
+                value = None   # worked through: let go before the next is fetched
+                self._slot.release()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._slot.release()   # a thread waiting for its turn sees it is closed
+        self._thread.join()
 
 
 def _keep_alive(sock: socket.socket) -> None:

@@ -1,10 +1,13 @@
 """The real path: a county's email APPENDed to Dovecot, `intake poll --once`, the reply at an
 SMTP server (aiosmtpd), the roster in the json export."""
+import email
 import time
 
+from bench.county_mail import county_emails
 from pipeline import sample_mail, samples
+from pipeline.sources import FETCH_BATCH
 from tests.cli import exported, intake
-from tests.configs import MAIL_RECEIVED, MAILBOX, SMTP_USER, write_config
+from tests.configs import MAIL_RECEIVED, MAILBOX, SMTP_USER, mail_server_config, write_config
 
 JULY_20 = MAIL_RECEIVED
 
@@ -144,3 +147,34 @@ def test_a_missing_password_variable_is_one_line(mail):
     env = {k: v for k, v in mail.env.items() if k != "INTAKE_IMAP_PASSWORD"}
     line = one_clear_line(intake(mail.config, "poll", "--once", env=env))
     assert "INTAKE_IMAP_PASSWORD" in line
+
+
+def test_a_backlog_of_several_batches_is_answered_once_in_order_over_one_login(
+        tmp_path, dovecot, imap_account, smtp_server):
+    # 60 emails: three fetches of FETCH_BATCH, each next one fetched while the one before is
+    # processed, on the same connection (163 limits logins at once).
+    user, password = imap_account
+    config, env = mail_server_config(tmp_path, dovecot, imap_account, smtp_server.port,
+                                     batch_size=100, per_sender_hourly_cap=100)
+    emails = county_emails(2 * FETCH_BATCH + 10, tag="backlog")
+    client = dovecot.client(user, password)
+    try:
+        for raw, received in emails:
+            client.append("INBOX", raw, msg_time=received)
+    finally:
+        client.logout()
+    sent_ids = [email.message_from_bytes(raw)["Message-ID"] for raw, _ in emails]
+
+    result = intake(config, "poll", "--once", env=env)
+    assert result.returncode == 0, result.stderr
+    replies = smtp_server.wait_for(len(emails))
+    assert sorted(r.message["In-Reply-To"] for r in replies) == sorted(sent_ids)
+    export = exported(config, env=env)
+    assert [s["message_id"] for s in export["submissions"]] == sent_ids   # the mailbox's order
+    [ours] = [s for s in dovecot.imap_sessions(user) if "ID" in s]
+    assert ours.count("LOGIN") == 1 and ours.count("SELECT") == 1
+    assert ours.count("UID FETCH") == 2 * 3   # sizes, then bodies, for each of the three batches
+
+    assert intake(config, "poll", "--once", env=env).returncode == 0
+    time.sleep(0.3)
+    assert len(smtp_server.messages) == len(emails)
