@@ -95,7 +95,8 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
     report.delivery = deliver_pending(store, transport or transport_for(settings.smtp), clock(), policy,
                                       on_sent=source.append_sent,
                                       on_sent_all=getattr(source, "append_sent_all", None),
-                                      early=sending)
+                                      early=sending,
+                                      keeps_copies=getattr(source, "keeps_sent_copies", True))
     return report
 
 
