@@ -152,7 +152,7 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
                     rng: random.Random | None = None,
                     on_sent: Callable[[bytes], bool] | None = None,
                     on_sent_all: Callable[[list[bytes]], bool | None] | None = None,
-                    early=None) -> DeliveryReport:
+                    early=None, keeps_copies: bool = True) -> DeliveryReport:
     """The one way replies (and digests) leave: send the due ones, at most `policy.batch_size`
     over one connection, unless the server asked for a pause; then keep the copies in the Sent
     folder that are due. `on_sent(raw)` appends one copy: True when kept, False when the
@@ -160,7 +160,8 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
     is tried again on a later call. Without it (the digest command has no mailbox session) the
     copies wait, recorded, for the next pass. `on_sent_all(raws)`, when given, appends many
     copies in one command, all or none (IMAP MULTIAPPEND): as `on_sent`, or None when the
-    server cannot, and `on_sent` does them one by one.
+    server cannot, and `on_sent` does them one by one. `keeps_copies` False: the mailbox said up
+    front that it keeps none (Maildir), so neither is called and no reply's body is read.
 
     `early` (outbox/early.py), finished: the replies the pass already sent while it went on.
     They count in its report and in the batch; when the server was unreachable then, the rest
@@ -181,7 +182,7 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
     if report.sent:
         _pause_over(store, server)
     if on_sent is not None:
-        keep_sent_copies(store, on_sent, now, on_sent_all)
+        keep_sent_copies(store, on_sent, now, on_sent_all, keeps_copies)
     _note_waiting(store, server, now, report)
     return report
 
@@ -380,12 +381,18 @@ COPY_BATCH = 100   # copies appended to the Sent folder in one command (and one 
 
 
 def keep_sent_copies(store, on_sent: Callable[[bytes], bool], now: dt.datetime,
-                     on_sent_all: Callable[[list[bytes]], bool | None] | None = None) -> int:
+                     on_sent_all: Callable[[list[bytes]], bool | None] | None = None,
+                     keeps_copies: bool = True) -> int:
     """Copy every sent reply whose copy is due into the Sent folder: COPY_BATCH at a time with
     `on_sent_all` (all or none of them kept, recorded in one commit), else one by one. A failed
     copy stays due, is logged and is tried again on the next call; after COPY_TRIES calls it
-    is given up."""
+    is given up. A mailbox that keeps no copies (`keeps_copies` False) has them all recorded
+    as "none" in one commit, their bodies never read from the file store."""
     due = store.outbox.copies_due()
+    if not keeps_copies:
+        if due:
+            _copies_made(store, due, "none", now)
+        return 0
     kept = 0
     while due and on_sent_all is not None:
         batch = due[:COPY_BATCH]
@@ -400,7 +407,7 @@ def keep_sent_copies(store, on_sent: Callable[[bytes], bool], now: dt.datetime,
         kept += len(batch) if appended else 0
         due = due[COPY_BATCH:]
     # One by one, each kept copy recorded at once (a crash must not append it twice). A mailbox
-    # that keeps no copies (Maildir) appends nothing: those are recorded together, one commit.
+    # without a \Sent folder (IMAP) appends nothing: those are recorded together, one commit.
     unkept = []
     for reply in due:
         try:

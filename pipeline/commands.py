@@ -200,6 +200,7 @@ def release(ctx: Context, message_id: str) -> Outcome:
     submission = release_held(ctx.store, ctx.settings, message_id, ctx.now)
     report = deliver_pending(ctx.store, transport_for(ctx.settings.smtp), ctx.now,
                              RetryPolicy.from_settings(ctx.settings.smtp),
-                             on_sent=getattr(ctx.source, "append_sent", None))
+                             on_sent=getattr(ctx.source, "append_sent", None),
+                             keeps_copies=getattr(ctx.source, "keeps_sent_copies", True))
     return Outcome(out=[f"{message_id}: {submission['status']}; replies sent {report.sent}, "
                         f"waiting {report.waiting}"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 import traceback
 from pathlib import Path
@@ -100,27 +99,23 @@ class InFlight:
     def __init__(self, store_path: Path):
         self.marker = Marker(store_path, "inflight")
         self.path = self.marker.path
-        self._fd: int | None = None
-        self._size = 0   # the longest text written: what a blank must cover
 
     def begin(self, ref: str, origin: dict, raw: bytes = b"") -> None:
         # Not fsynced: it counts a crash of intake against the message (the kernel keeps the
         # file when the process dies); a power cut is no message's fault, and an fsync for
         # every message would cost as much as the message's own commit.
-        text = json.dumps({"ref": ref, "origin": origin, "message_id": _header_message_id(raw)})
-        self._write(text.encode("utf-8"))
+        self.marker.overwrite(json.dumps({"ref": ref, "origin": origin,
+                                          "message_id": _header_message_id(raw)}))
 
     def end(self) -> None:
-        if self._fd is None:
+        if self.marker.held_open:
+            self.marker.blank()
+        else:   # a marker left by an earlier process (recover): removed
             self.marker.clear()
-        else:
-            self._write(b"")
 
     def close(self) -> None:
         """The pass is over: the marker's file is removed."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd, self._size = None, 0
+        self.marker.release()
         self.marker.clear()
 
     def recover(self, store, now: dt.datetime) -> None:
@@ -136,15 +131,6 @@ class InFlight:
         record(store, marker["ref"], marker.get("origin", {}), None, CRASH_NOTE, now,
                crashed=True, message_id=marker.get("message_id", ""))
         self.end()
-
-    def _write(self, data: bytes) -> None:
-        """One write at the start of the file: a process killed at any moment leaves the old
-        text or the new one, whole."""
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._size = os.fstat(self._fd).st_size
-        os.pwrite(self._fd, data.ljust(self._size), 0)
-        self._size = max(self._size, len(data))
 
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)

@@ -57,7 +57,12 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
         log.warning("could not start the document reader process yet: %s", exc)
     if source is None:
         with source_for(settings.mailbox) as opened:
-            return run_pass(settings, store, clock, opened, stop)
+            return _pass_over(settings, store, clock, opened, stop)
+    return _pass_over(settings, store, clock, source, stop)
+
+
+def _pass_over(settings: Settings, store, clock, source, stop: threading.Event | None) -> PassReport:
+    """run_pass with the mailbox open and the sandbox started."""
     report = PassReport()
     inflight = failures.InFlight(store.path)
     inflight.recover(store, clock())
@@ -95,7 +100,8 @@ def run_pass(settings: Settings, store, clock=utc_now, source=None,
     report.delivery = deliver_pending(store, transport or transport_for(settings.smtp), clock(), policy,
                                       on_sent=source.append_sent,
                                       on_sent_all=getattr(source, "append_sent_all", None),
-                                      early=sending)
+                                      early=sending,
+                                      keeps_copies=getattr(source, "keeps_sent_copies", True))
     return report
 
 

@@ -62,6 +62,7 @@ class MaildirSource:
     """The embedded default: messages in new/ are unprocessed; processed ones move to cur/."""
 
     commit_after = True   # a message is moved to cur/ once the store has committed it
+    keeps_sent_copies = False   # no Sent folder: the outbox records copies as "none", unread
 
     def __init__(self, path: Path, max_bytes: int):
         self.path = Path(path)
@@ -153,6 +154,7 @@ class ImapSource:
     """
 
     commit_after = False  # the ledger update is part of the message's transaction
+    keeps_sent_copies = True    # in the folder flagged \Sent, where the server has one
 
     def __init__(self, settings):
         self.s = settings

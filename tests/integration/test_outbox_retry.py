@@ -9,8 +9,11 @@ import pytest
 
 from outbox.queue import RetryPolicy, deliver_pending, enqueue, requeue_failed
 from outbox.transports import SmtpTransport
+from pipeline import poll
+from pipeline.settings import load_settings
 from store import storage
 from store.repository import Store
+from tests.configs import write_config
 from tests.replies import reply
 
 T0 = dt.datetime(2022, 7, 20, 2, 0, tzinfo=dt.timezone.utc)
@@ -306,3 +309,17 @@ def test_copies_a_mailbox_does_not_keep_are_recorded_in_one_commit(store, smtp_s
     copying = fsyncs[fsyncs.index("copying"):]
     # The kept copy's commit, then one for the three others (one each before).
     assert len([f for f in copying if f != "copying"]) == 2
+
+
+def test_a_pass_over_a_maildir_records_the_copies_due_without_reading_a_body(store, smtp_server, tmp_path):
+    """Maildir says up front that it keeps no Sent copies: the pass records every copy due as
+    "none" without reading the replies' bodies back from the file store (here: gone)."""
+    queue(store, 1, 2, 3)
+    assert deliver(store, smtp_server, T0).sent == 3      # no mailbox session: the copies wait
+    for sent in store.outbox.with_status("sent"):
+        store.outbox.files.path_of(sent["raw_sha256"]).unlink()
+    settings = load_settings(write_config(tmp_path))     # Maildir in and out, nothing new
+    later = T0 + dt.timedelta(minutes=5)
+    poll.run_pass(settings, store, lambda: later)
+    recorded = [(r["copy"], r.get("copied_at")) for r in store.outbox.with_status("sent")]
+    assert recorded == [("none", later.isoformat())] * 3
