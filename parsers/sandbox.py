@@ -107,6 +107,14 @@ def warm() -> None:
             _ready_process(busy_ok=True)
 
 
+def wait_ready(seconds: float | None = None) -> None:
+    """Wait, at most `seconds` (START_SECONDS), until the process `warm` started has imported
+    its readers; nothing is raised (a process that died starting is replaced by the first call)."""
+    with _lock:
+        if _current is not None and _current.usable():
+            _current.wait_ready(START_SECONDS if seconds is None else seconds)
+
+
 def share_loaded() -> None:
     """The worker has just loaded modules that calls will use (the OCR models): the next call
     starts a fresh process that shares them, unless the one running was started after them."""
@@ -238,10 +246,22 @@ class _Process:
                 return
             self._receive()
 
+    def wait_ready(self, seconds: float) -> None:
+        if self.ready or self.pending or self.closed:
+            return
+        try:
+            if self.conn.poll(seconds):
+                self._took_ready(self.conn.recv())
+        except (EOFError, OSError):   # it died starting: the next call starts another
+            _retire(self)
+
     def drain(self) -> None:
         """Take in the results that have come, without waiting."""
         while self.pending and not self.closed and self.conn.poll(0):
             self._receive()
+
+    def _took_ready(self, when: float) -> None:
+        self.ready, self.ready_at, self.finished = True, when, when
 
     def _deadline(self, call: Call) -> float:
         started = max(call.sent, self.finished)   # the call before it ended then
@@ -254,7 +274,7 @@ class _Process:
             self._fail()
             return
         if not self.ready:   # it has started: the first call's time counts from now
-            self.ready, self.ready_at, self.finished = True, message, message
+            self._took_ready(message)
             return
         ok, value, keep, finished = message
         call = self.pending.popleft()

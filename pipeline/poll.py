@@ -26,6 +26,11 @@ from pipeline.sources import Incoming, source_for
 log = logging.getLogger("intake.poll")
 GROUP_MESSAGES = 25    # a group commit's size: the IMAP fetch batch
 GROUP_SECONDS = 1.0    # ... or what a second of processing gathered
+# The first message is taken in hand once the sandbox, started at the pass's start, has imported
+# its readers (~0.4 s, overlapping the login and the first fetch), waiting this long at most: a
+# worker killed during that import would count the kill against the message (failures.InFlight),
+# and a message killed in hand three times is set aside.
+READY_SECONDS = 10.0
 
 
 @dataclass
@@ -81,6 +86,8 @@ def _pass_over(settings: Settings, store, clock, source, stop: threading.Event |
             for n, (incoming, following) in enumerate(_with_next(_to_take(source, store, clock())), start=1):
                 if stop is not None and stop.is_set():
                     break
+                if n == 1:   # see READY_SECONDS
+                    sandbox.wait_ready(READY_SECONDS)
                 report.read += 1
                 _take(store, settings, source, incoming, clock(), report, inflight, sending, following)
                 if n % GROUP_MESSAGES == 0 or time.monotonic() - started > GROUP_SECONDS:

@@ -4,9 +4,11 @@ in the mailbox, retried after its backoff, set aside after three attempts, liste
 counted against it and retried at once."""
 import datetime as dt
 import os
+import threading
 
 import pytest
 
+from parsers import sandbox
 from pipeline import failures, poll, sample_mail, samples
 from pipeline.demo import write_maildir
 from pipeline.settings import load_settings
@@ -180,6 +182,26 @@ def test_a_kill_between_messages_counts_against_none_and_the_marker_names_the_la
     report = poll.run_pass(settings, store, Clock(T0))
     assert (report.read, report.recorded, report.failed) == (3, 3, 0)
     assert not inflight.path.exists()                       # gone after the pass
+
+
+def test_a_kill_while_the_document_reader_starts_counts_against_no_message(maildir, monkeypatch):
+    # The sandbox's start (its readers' import, here made 2 s long) is no message's fault: the
+    # first message is taken in hand once it is over. Were the worker killed at 1 s, the marker
+    # it leaves would name no message.
+    config, settings, store = maildir
+    sandbox.shutdown()
+    monkeypatch.setattr(sandbox, "WARM_MODULES", ("tests.unit.slow_import", *sandbox.WARM_MODULES))
+    marker = failures.InFlight(store.path).path
+    seen = []
+    timer = threading.Timer(1.0, lambda: seen.append(marker.read_text() if marker.exists() else ""))
+    timer.start()
+    try:
+        report = poll.run_pass(settings, store, Clock(T0))
+    finally:
+        timer.cancel()
+        sandbox.shutdown()
+    assert seen == [seen[0]] and seen[0].strip() == ""
+    assert (report.read, report.recorded, report.failed) == (3, 3, 0)
 
 
 def test_a_message_that_crashes_three_times_is_set_aside(maildir):
