@@ -250,8 +250,11 @@ def compose_reply(content: ReplyContent, from_address: str, submission_id: str,
     if codes:
         msg["X-Intake-Problems"] = ", ".join(codes)
     template = {"query": "status", "question": "question"}.get(content.kind, "reply")
-    msg.set_content(_env_text.get_template(f"{template}.txt.j2").render(ctx))
-    msg.add_alternative(_env_html.get_template(f"{template}.html.j2").render(ctx), subtype="html")
+    # base64 named, not guessed: the standard library would quoted-printable-encode each part's
+    # first lines to find base64 shorter, as it always is for Chinese text (~0.1 ms a reply).
+    msg.set_content(_env_text.get_template(f"{template}.txt.j2").render(ctx), cte="base64")
+    msg.add_alternative(_env_html.get_template(f"{template}.html.j2").render(ctx), subtype="html",
+                        cte="base64")
     msg.set_boundary(_fresh_boundary(msg))
     return msg
 
