@@ -7,6 +7,7 @@ reply (batch_size) and a county may get every one of its receipts in the same ho
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -73,10 +74,11 @@ class MailServers:
         self.smtp.close()
         self.dovecot.close()
 
-    def config(self, directory: Path, poll_seconds: int = 60) -> Path:
+    def config(self, directory: Path, poll_seconds: int = 60, imap_port: int | None = None) -> Path:
+        """`imap_port`: another way to Dovecot's IMAPS port (a SlowLink's)."""
         return write_config(
             directory,
-            mailbox={"transport": "imap", "host": self.dovecot.host, "port": self.dovecot.tls_port,
+            mailbox={"transport": "imap", "host": self.dovecot.host, "port": imap_port or self.dovecot.tls_port,
                      "security": "ssl", "username": self.user, "password_env": "INTAKE_IMAP_PASSWORD",
                      "folder": "INBOX", "ca_file": str(self.dovecot.ca_file), "poll_seconds": poll_seconds},
             smtp={"transport": "smtp", "host": self.smtp.host, "port": self.smtp.port, "security": "none",
@@ -95,3 +97,62 @@ class MailServers:
             yield client
         finally:
             client.logout()
+
+
+class SlowLink:
+    """A TCP relay to 127.0.0.1:`port` that delays every chunk by `delay` seconds each way and
+    passes at most `rate` bytes a second each way: a mail server across the internet (163 from
+    a county's or the bureau's line) instead of one on loopback. In a thread of its own."""
+
+    def __init__(self, port: int, delay: float = 0.015, rate: float = 6e6):
+        self.target, self.delay, self.rate = port, delay, rate
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+
+    def __enter__(self) -> "SlowLink":
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the slow link did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stop.wait()
+        server.close()
+
+    async def _relay(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        await asyncio.gather(self._one_way(reader, up_writer), self._one_way(up_reader, writer),
+                             return_exceptions=True)
+
+    async def _one_way(self, reader, writer) -> None:
+        chunks: asyncio.Queue = asyncio.Queue()
+        line_free = time.monotonic()   # when the link has passed what it was given so far
+
+        async def deliver() -> None:
+            while True:
+                due, data = await chunks.get()
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if not data:
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        delivering = asyncio.ensure_future(deliver())
+        while True:
+            data = await reader.read(65536)
+            line_free = max(line_free, time.monotonic()) + len(data) / self.rate
+            await chunks.put((line_free + self.delay, data))
+            if not data:
+                break
+        await delivering
