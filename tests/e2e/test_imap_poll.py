@@ -8,6 +8,7 @@ from pipeline import sample_mail, samples
 from pipeline.sources import FETCH_BATCH
 from tests.cli import exported, intake
 from tests.configs import MAIL_RECEIVED, MAILBOX, SMTP_USER, mail_server_config, write_config
+from tests.faults.county_mail import append_all
 
 JULY_20 = MAIL_RECEIVED
 
@@ -157,12 +158,7 @@ def test_a_backlog_of_several_batches_is_answered_once_in_order_over_one_login(
     config, env = mail_server_config(tmp_path, dovecot, imap_account, smtp_server.port,
                                      batch_size=100, per_sender_hourly_cap=100)
     emails = county_emails(2 * FETCH_BATCH + 10, tag="backlog")
-    client = dovecot.client(user, password)
-    try:
-        for raw, received in emails:
-            client.append("INBOX", raw, msg_time=received)
-    finally:
-        client.logout()
+    append_all(dovecot, user, password, emails)
     sent_ids = [email.message_from_bytes(raw)["Message-ID"] for raw, _ in emails]
 
     result = intake(config, "poll", "--once", env=env)

@@ -10,6 +10,7 @@ from pipeline.settings import load_settings
 from pipeline.sources import FETCH_BATCH, ImapSource
 from store.repository import Store
 from tests.configs import mail_server_config
+from tests.faults.county_mail import append_all
 
 
 def message_id(raw: bytes) -> str:
@@ -23,12 +24,7 @@ def backlog(tmp_path, dovecot, imap_account, smtp_server, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     emails = county_emails(2 * FETCH_BATCH + 5, tag="ahead")
-    client = dovecot.client(user, password)
-    try:
-        for raw, received in emails:
-            client.append("INBOX", raw, msg_time=received)
-    finally:
-        client.logout()
+    append_all(dovecot, user, password, emails)
     settings = load_settings(config)
     return settings, Store(settings.store.path, settings.store.files), emails
 
