@@ -5,7 +5,10 @@
 Per format: the median milliseconds per form over N runs and the peak resident memory of the
 process doing it (the worker's own, and its children's: soffice, the PDF sandbox). The floor is
 the least any reader must do: unzip + lxml parse of word/document.xml for .docx, pdfplumber's
-text of one page for PDF. For .doc and .rtf, two rows: `poll --once` (each email starts its own
+text of one page for PDF. The .docx row, which has a target, times intake and its floor in the
+same process, alternating (DOCX_PAIRS pairs): at ~3 ms against ~0.5 ms, two medians taken
+minutes apart measured the machine's load as much as the reader (3.8x, 7.1x and 8.9x in three
+runs of an unchanged reader). For .doc and .rtf, two rows: `poll --once` (each email starts its own
 soffice; the floor is one soffice process whose profile is already initialised) and `intake
 run` (one LibreOffice kept running, parsers.convert.warm_office: the email's attachments read
 end to end, conversion, the converted .docx read by the same reader as a .docx in its sandbox;
@@ -44,6 +47,7 @@ BATCH = 12   # the "a dozen .doc files in one email" case
 DOCX_TARGET = 5.0   # a .docx form at most this many times its floor
 WARM_TARGET = 1.5   # a legacy form in `intake run`, at most this many times a running LibreOffice's
 WARM_RUNS = 25      # LibreOffice's own time varies by half between runs on a loaded machine
+DOCX_PAIRS = 41     # intake and floor, alternating, for the .docx row
 
 
 def corpus() -> dict[str, list[tuple[str, bytes]]]:
@@ -143,29 +147,41 @@ class WarmSoffice:
                        check=True, capture_output=True)
 
 
-def measure(task, runs: int) -> tuple[float, float, float]:
-    """(median ms, own peak RSS MB, children's peak RSS MB), measured in a fresh process."""
+def measure(task, runs: int, floor=None) -> tuple[float, float, float, float | None]:
+    """(median ms, own peak RSS MB, children's peak RSS MB, the floor's median ms), measured in
+    a fresh process; with a `floor` task, each run of `task` is paired with one of the floor,
+    alternating which goes first, so that a change in the machine's pace falls on both alike."""
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_measure_child, args=(sender, task, runs))
+    child = ctx.Process(target=_measure_child, args=(sender, task, runs, floor))
     child.start()
     result = receiver.recv()
     child.join()
     return result
 
 
-def _measure_child(sender, task, runs: int) -> None:
+def _timed(task) -> float:
+    started = time.perf_counter()
+    task()
+    return (time.perf_counter() - started) * 1000
+
+
+def _measure_child(sender, task, runs: int, floor) -> None:
     task()   # imports and caches warm, as in the long-running worker
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        task()
-        times.append((time.perf_counter() - started) * 1000)
+    if floor is not None:
+        floor()
+    times, floors = [], []
+    for i in range(runs):
+        if floor is not None and i % 2:
+            floors.append(_timed(floor))
+        times.append(_timed(task))
+        if floor is not None and not i % 2:
+            floors.append(_timed(floor))
     if hasattr(task, "close"):
         task.close()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    sender.send((statistics.median(times), own, kids))
+    sender.send((statistics.median(times), own, kids, statistics.median(floors) if floors else None))
 
 
 def main() -> None:
@@ -181,7 +197,7 @@ def main() -> None:
     soffice = WarmSoffice()
     doc_bytes = emails["doc"][0][1]
     floors = {
-        "docx": ("unzip + lxml", lambda: floor_docx(emails["docx"][0][1])),
+        "docx": ("unzip+lxml, paired", lambda: floor_docx(emails["docx"][0][1])),
         "pdf (Word export)": ("pdfplumber page 1",
                               lambda: floor_pdf(emails["pdf (Word export)"][0][1])),
         "doc": ("soffice, profile ready", lambda: soffice.convert(doc_bytes, "doc")),
@@ -192,14 +208,16 @@ def main() -> None:
           f"{'floor':<18}{'ms':>8}{'ratio':>7}")
     for fmt, attachments in emails.items():
         atts = [Attachment(n, "application/octet-stream", d) for n, d in attachments]
-        ms, own, kids = measure(lambda atts=atts: read_attachments(atts), runs)
+        paired = floors[fmt][1] if fmt == "docx" else None
+        ms, own, kids, paired_ms = measure(lambda atts=atts: read_attachments(atts),
+                                           DOCX_PAIRS if paired else runs, paired)
         ms /= len(atts)
         line = f"{fmt:<22}{ms:>9.1f}{own:>8.0f}{kids:>9.0f}   "
         figure = figures.Figure("parsers", f"{fmt}: ms per form (RSS {own:.0f} MB, children {kids:.0f} MB)",
                                 round(ms, 1), "ms")
         if fmt in floors:
             name, task = floors[fmt]
-            floor_ms = measure(task, runs)[0]
+            floor_ms = paired_ms if paired else measure(task, runs)[0]
             line += f"{name:<18}{floor_ms:>8.1f}{ms / floor_ms:>7.1f}"
             figure.floor, figure.floor_what, figure.ratio = round(floor_ms, 1), name, round(ms / floor_ms, 1)
             if fmt == "docx":
