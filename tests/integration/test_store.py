@@ -247,6 +247,21 @@ def test_a_hostile_message_id_is_a_key_like_any_other(tmp_path):
     assert set(again.submissions.ids) == {odd, "<plain@x>"}
 
 
+@pytest.mark.parametrize("odd", [None, '<a"b@x>', "<a\\b@x>"])
+def test_every_key_read_from_the_snapshot_is_found_as_it_was_stored(tmp_path, odd):
+    """Keys are decoded all at once when none needs an escape, one by one otherwise: either way
+    each Message-ID (Chinese, spaces, an empty one, quotes) finds its own submission."""
+    keys = ["<中文　主题@163.com>", "<x'y@x>", "<a b@x>", "", "<1@x>"] + ([odd] if odd else [])
+    store = Store(tmp_path / "intake.json", tmp_path / "files")
+    with store.transaction():
+        for n, key in enumerate(keys):
+            store.submissions.add({"message_id": key, "status": str(n)})
+    store.compact()
+    again = reopened(tmp_path)
+    assert [again.submissions.get(key)["status"] for key in keys] == [str(n) for n in range(len(keys))]
+    assert set(again.submissions.ids) == set(keys)
+
+
 def test_a_snapshot_written_as_one_json_object_is_read_and_rewritten_as_lines(tmp_path):
     """Stores written before the line snapshots keep working, and change at the first compaction."""
     (tmp_path / "intake.json").write_text('{"layout":2}', encoding="utf-8")
