@@ -138,3 +138,27 @@ def test_a_slow_start_counts_against_no_document(monkeypatch):
     sandbox.warm()
     assert sandbox.run_limited(_burn, 0.1, wall=1) == 0.1
     assert sandbox.run_limited(_has_module, "tests.unit.slow_import")
+
+
+def test_a_successor_is_ready_before_a_process_has_read_its_share(monkeypatch):
+    """A long backlog does not stop every MAX_CALLS documents while a new process imports the
+    readers: the next one was started beside the old, SPARE_AHEAD documents before."""
+    monkeypatch.setattr(sandbox, "MAX_CALLS", 6)
+    monkeypatch.setattr(sandbox, "SPARE_AHEAD", 3)
+    first = {sandbox_pid() for _ in range(6)}   # the sixth is the first process's last
+    assert len(first) == 1
+    sandbox._spare.wait_ready(sandbox.START_SECONDS)
+    asked = time.monotonic()
+    assert honest_form_read()
+    assert sandbox_pid() not in first
+    assert sandbox._current.ready_at <= asked   # it had imported the readers already
+
+
+def test_a_successor_started_ahead_ends_with_the_sandbox(monkeypatch):
+    monkeypatch.setattr(sandbox, "MAX_CALLS", 6)
+    monkeypatch.setattr(sandbox, "SPARE_AHEAD", 3)
+    for _ in range(4):
+        sandbox_pid()
+    processes = [sandbox._current.child, sandbox._spare.child]
+    sandbox.shutdown()
+    assert not any(p.is_alive() for p in processes)
