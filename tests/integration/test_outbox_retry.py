@@ -10,7 +10,9 @@ import pytest
 from outbox.queue import RetryPolicy, deliver_pending, enqueue, requeue_failed
 from outbox.transports import SmtpTransport
 from pipeline import poll
+from pipeline.digest import send_digest
 from pipeline.settings import load_settings
+from pipeline.sources import source_for
 from store import storage
 from store.repository import Store
 from tests.configs import write_config
@@ -335,3 +337,20 @@ def test_a_pass_over_a_maildir_records_the_copies_due_without_reading_a_body(sto
     poll.run_pass(settings, store, lambda: later)
     recorded = [(r["copy"], r.get("copied_at")) for r in store.outbox.with_status("sent")]
     assert recorded == [("none", later.isoformat())] * 3
+
+
+def test_the_digest_over_a_maildir_records_the_copies_due_without_reading_a_body(store, smtp_server,
+                                                                                  tmp_path):
+    """The worker's digest (and reminders) go out through the same Maildir session: the copies
+    due, the digest's own among them, are recorded as "none" without reading a reply's body."""
+    queue(store, 1, 2, 3)
+    assert deliver(store, smtp_server, T0).sent == 3      # no mailbox session: the copies wait
+    for sent in store.outbox.with_status("sent"):
+        store.outbox.files.path_of(sent["raw_sha256"]).unlink()
+    settings = load_settings(write_config(tmp_path))     # Maildir in and out
+    later = T0 + dt.timedelta(minutes=5)
+    with source_for(settings.mailbox) as maildir:
+        outcome = send_digest(settings, store, dt.date(2022, 7, 20), later, sent=maildir)
+    assert outcome.queued and outcome.status == "sent"
+    recorded = [(r["copy"], r.get("copied_at")) for r in store.outbox.with_status("sent")]
+    assert recorded == [("none", later.isoformat())] * 4
