@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.generator import NLCRE, BytesGenerator
 from email.message import EmailMessage
 from io import BytesIO
-from typing import Callable
+from typing import Protocol
 
 from outbox.manners import ReplyLimits, reply_allowed, thread_of
 from outbox.transports import DeliveryError, TransportUnavailable
@@ -29,6 +29,23 @@ STATUSES = ("pending", "sent", "failed", "undeliverable", "uncertain")
 COPY_TRIES = 10   # a copy in the Sent folder failing on this many passes is given up (logged)
 UNCERTAIN_NOTE = ("intake stopped while the server was taking this reply: it may or may not have "
                   "been delivered, so it is not sent again by itself (`intake outbox --retry` does)")
+
+
+class SentFolder(Protocol):
+    """The mailbox's Sent folder, where a copy of each reply sent is kept: the mailbox source
+    itself (pipeline/sources.py), passed as it is to deliver_pending and keep_sent_copies.
+
+    `keeps_sent_copies` False: the mailbox says up front that it keeps none (Maildir), so
+    nothing is appended and no reply's body is read. `append_sent(raw)` appends one copy: True
+    when kept, False when the mailbox keeps none (an IMAP server without a \\Sent folder); it
+    raises when the copy failed, and the copy is tried again on a later call. Optionally,
+    `append_sent_all(raws)` appends many copies in one command, all or none (IMAP
+    MULTIAPPEND): as `append_sent`, or None when the server cannot, and `append_sent` does
+    them one by one."""
+
+    keeps_sent_copies: bool
+
+    def append_sent(self, raw: bytes) -> bool: ...
 
 
 @dataclass
@@ -149,19 +166,12 @@ def due_replies(pending: list[dict], now: dt.datetime) -> list[dict]:
 
 
 def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | None = None,
-                    rng: random.Random | None = None,
-                    on_sent: Callable[[bytes], bool] | None = None,
-                    on_sent_all: Callable[[list[bytes]], bool | None] | None = None,
-                    early=None, keeps_copies: bool = True) -> DeliveryReport:
+                    rng: random.Random | None = None, sent: SentFolder | None = None,
+                    early=None) -> DeliveryReport:
     """The one way replies (and digests) leave: send the due ones, at most `policy.batch_size`
-    over one connection, unless the server asked for a pause; then keep the copies in the Sent
-    folder that are due. `on_sent(raw)` appends one copy: True when kept, False when the
-    mailbox keeps none (Maildir, no \\Sent folder); it raises when the copy failed, and the copy
-    is tried again on a later call. Without it (the digest command has no mailbox session) the
-    copies wait, recorded, for the next pass. `on_sent_all(raws)`, when given, appends many
-    copies in one command, all or none (IMAP MULTIAPPEND): as `on_sent`, or None when the
-    server cannot, and `on_sent` does them one by one. `keeps_copies` False: the mailbox said up
-    front that it keeps none (Maildir), so neither is called and no reply's body is read.
+    over one connection, unless the server asked for a pause; then keep the copies in `sent`,
+    the mailbox's Sent folder, that are due. Without it (the digest command has no mailbox
+    session) the copies wait, recorded, for the next pass.
 
     `early` (outbox/early.py), finished: the replies the pass already sent while it went on.
     They count in its report and in the batch; when the server was unreachable then, the rest
@@ -181,8 +191,8 @@ def deliver_pending(store, transport, now: dt.datetime, policy: RetryPolicy | No
             _send_batch(store, transport, batch, now, report, policy, rng, handover)
     if report.sent:
         _pause_over(store, server)
-    if on_sent is not None:
-        keep_sent_copies(store, on_sent, now, on_sent_all, keeps_copies)
+    if sent is not None:
+        keep_sent_copies(store, sent, now)
     _note_waiting(store, server, now, report)
     return report
 
@@ -380,24 +390,23 @@ def _pause_over(store, server: str | None) -> None:
 COPY_BATCH = 100   # copies appended to the Sent folder in one command (and one commit)
 
 
-def keep_sent_copies(store, on_sent: Callable[[bytes], bool], now: dt.datetime,
-                     on_sent_all: Callable[[list[bytes]], bool | None] | None = None,
-                     keeps_copies: bool = True) -> int:
-    """Copy every sent reply whose copy is due into the Sent folder: COPY_BATCH at a time with
-    `on_sent_all` (all or none of them kept, recorded in one commit), else one by one. A failed
-    copy stays due, is logged and is tried again on the next call; after COPY_TRIES calls it
-    is given up. A mailbox that keeps no copies (`keeps_copies` False) has them all recorded
-    as "none" in one commit, their bodies never read from the file store."""
+def keep_sent_copies(store, sent: SentFolder, now: dt.datetime) -> int:
+    """Copy every sent reply whose copy is due into the Sent folder: COPY_BATCH at a time when
+    it has `append_sent_all` (all or none of them kept, recorded in one commit), else one by
+    one. A failed copy stays due, is logged and is tried again on the next call; after
+    COPY_TRIES calls it is given up. A mailbox that keeps no copies has them all recorded as
+    "none" in one commit, their bodies never read from the file store."""
     due = store.outbox.copies_due()
-    if not keeps_copies:
+    if not sent.keeps_sent_copies:
         if due:
             _copies_made(store, due, "none", now)
         return 0
     kept = 0
-    while due and on_sent_all is not None:
+    append_all = getattr(sent, "append_sent_all", None)
+    while due and append_all is not None:
         batch = due[:COPY_BATCH]
         try:
-            appended = on_sent_all([_raw_bytes(reply) for reply in batch])
+            appended = append_all([_raw_bytes(reply) for reply in batch])
         except Exception as exc:  # noqa: BLE001 — the replies are out; their copies are retried later
             _copies_failed(store, batch, exc)
             return kept
@@ -411,7 +420,7 @@ def keep_sent_copies(store, on_sent: Callable[[bytes], bool], now: dt.datetime,
     unkept = []
     for reply in due:
         try:
-            appended = on_sent(_raw_bytes(reply))
+            appended = sent.append_sent(_raw_bytes(reply))
         except Exception as exc:  # noqa: BLE001 — the reply is out; its copy is retried later
             _copies_failed(store, [reply], exc)
             break  # the mailbox session is likely broken: the rest waits for the next pass

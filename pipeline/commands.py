@@ -156,8 +156,7 @@ def digest(ctx: Context, date: str | None, force: bool) -> Outcome:
     day = dt.date.fromisoformat(date) if date else local_today(ctx.settings, ctx.now)
     # In the worker, its mailbox session keeps the copies in Sent at once; here they are
     # recorded as due and copied by the next pass.
-    on_sent = getattr(ctx.source, "append_sent", None)
-    outcome = send_digest(ctx.settings, ctx.store, day, ctx.now, force=force, on_sent=on_sent)
+    outcome = send_digest(ctx.settings, ctx.store, day, ctx.now, force=force, sent=ctx.source)
     if outcome.queued:
         line = (f"digest for {day} queued for {', '.join(ctx.settings.digest.to)} "
                 f"({outcome.message_id}): {outcome.status}")
@@ -200,7 +199,6 @@ def release(ctx: Context, message_id: str) -> Outcome:
     submission = release_held(ctx.store, ctx.settings, message_id, ctx.now)
     report = deliver_pending(ctx.store, transport_for(ctx.settings.smtp), ctx.now,
                              RetryPolicy.from_settings(ctx.settings.smtp),
-                             on_sent=getattr(ctx.source, "append_sent", None),
-                             keeps_copies=getattr(ctx.source, "keeps_sent_copies", True))
+                             sent=ctx.source)
     return Outcome(out=[f"{message_id}: {submission['status']}; replies sent {report.sent}, "
                         f"waiting {report.waiting}"])

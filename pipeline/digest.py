@@ -379,12 +379,13 @@ def compose_for(store, settings: Settings, date: dt.date, now: dt.datetime, mess
 
 
 def send_digest(settings: Settings, store, date: dt.date, now: dt.datetime,
-                force: bool = False, transport=None, on_sent=None) -> DigestOutcome:
+                force: bool = False, transport=None, sent=None) -> DigestOutcome:
     """Queue `date`'s digest and record it in the ledger in one transaction, then deliver it
-    with the replies due, the one way mail leaves (outbox.queue.deliver_pending). `on_sent`: the
-    mailbox session's Sent-folder copy (the worker's); without one, the copies of what goes out
-    now are recorded as due and kept on the next pass. Without `force`, a date already recorded
-    is never queued again (its digest is only retried if it is still waiting in the outbox)."""
+    with the replies due, the one way mail leaves (outbox.queue.deliver_pending). `sent`: the
+    mailbox session (the worker's source), whose Sent folder keeps the copies
+    (outbox.queue.SentFolder); without one, the copies of what goes out now are recorded as due
+    and kept on the next pass. Without `force`, a date already recorded is never queued again
+    (its digest is only retried if it is still waiting in the outbox)."""
     from outbox.queue import RetryPolicy, deliver_pending, enqueue
     from outbox.transports import transport_for
 
@@ -393,7 +394,7 @@ def send_digest(settings: Settings, store, date: dt.date, now: dt.datetime,
     earlier = store.digests.get(key)
     if earlier and not force:
         delivery = deliver_pending(store, transport, now, RetryPolicy.from_settings(settings.smtp),
-                                   on_sent=on_sent)
+                                   sent=sent)
         record = store.outbox.get(earlier["message_id"]) or {"status": "sent"}
         return DigestOutcome(date, earlier["message_id"], queued=False, earlier=earlier,
                              status=record["status"], delivery=delivery)
@@ -404,6 +405,6 @@ def send_digest(settings: Settings, store, date: dt.date, now: dt.datetime,
         enqueue(store, msg, f"digest:{key}", DIGEST_KIND, now)
         store.digests.record(key, message_id, figures.cutoff.isoformat(), now.isoformat())
     delivery = deliver_pending(store, transport, now, RetryPolicy.from_settings(settings.smtp),
-                               on_sent=on_sent)
+                               sent=sent)
     return DigestOutcome(date, message_id, queued=True, delivery=delivery,
                          status=(store.outbox.get(message_id) or {"status": "pending"})["status"])

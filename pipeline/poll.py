@@ -105,10 +105,7 @@ def _pass_over(settings: Settings, store, clock, source, stop: threading.Event |
     # Still inside the mailbox session: a copy of each reply goes to its Sent folder over the
     # same login.
     report.delivery = deliver_pending(store, transport or transport_for(settings.smtp), clock(), policy,
-                                      on_sent=source.append_sent,
-                                      on_sent_all=getattr(source, "append_sent_all", None),
-                                      early=sending,
-                                      keeps_copies=getattr(source, "keeps_sent_copies", True))
+                                      sent=source, early=sending)
     return report
 
 

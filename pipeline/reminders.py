@@ -82,10 +82,10 @@ def reminders_due(settings: Settings, now: dt.datetime) -> dt.date | None:
 
 
 def send_reminders(settings: Settings, store, day: dt.date, now: dt.datetime, dry_run: bool = False,
-                   transport=None, on_sent=None) -> ReminderRun:
+                   transport=None, sent=None) -> ReminderRun:
     """Queue `day`'s reminders for the counties not yet reminded that day, each with its ledger
-    entry in one transaction, then deliver. `dry_run`: plan only. `on_sent`: as for
-    pipeline.digest.send_digest (a copy to the mailbox's Sent folder)."""
+    entry in one transaction, then deliver. `dry_run`: plan only. `sent`: as for
+    pipeline.digest.send_digest (the mailbox whose Sent folder keeps the copies)."""
     run = ReminderRun(day, plan_reminders(settings, store, day))
     if dry_run:
         return run
@@ -108,5 +108,5 @@ def send_reminders(settings: Settings, store, day: dt.date, now: dt.datetime, dr
         log.info("reminder for %s on %s queued (%s)", plan.county, day, plan.what)
     if run.queued:
         run.delivery = deliver_pending(store, transport or transport_for(settings.smtp), now,
-                                       RetryPolicy.from_settings(settings.smtp), on_sent=on_sent)
+                                       RetryPolicy.from_settings(settings.smtp), sent=sent)
     return run

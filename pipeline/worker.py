@@ -138,7 +138,7 @@ def _send_reminders_if_due(settings: Settings, store, now: dt.datetime, source) 
     """Before the digest, so the digest lists the reminders sent that day."""
     day = reminders_due(settings, now)
     if day is not None:
-        run = send_reminders(settings, store, day, now, on_sent=source.append_sent)
+        run = send_reminders(settings, store, day, now, sent=source)
         if run.queued:
             log.info("%d reminder(s) for %s queued", run.queued, day)
 
@@ -153,7 +153,7 @@ def _send_digest_if_due(settings: Settings, store, now: dt.datetime, source, sai
         return
     if date is not None:
         # Through the mailbox session too: what goes out with the digest is copied to Sent.
-        outcome = send_digest(settings, store, date, now, on_sent=source.append_sent)
+        outcome = send_digest(settings, store, date, now, sent=source)
         log.info("digest for %s queued (%s)", date, outcome.status)
 
 

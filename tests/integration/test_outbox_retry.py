@@ -10,7 +10,9 @@ import pytest
 from outbox.queue import RetryPolicy, deliver_pending, enqueue, requeue_failed
 from outbox.transports import SmtpTransport
 from pipeline import poll
+from pipeline.digest import send_digest
 from pipeline.settings import load_settings
+from pipeline.sources import source_for
 from store import storage
 from store.repository import Store
 from tests.configs import write_config
@@ -40,6 +42,18 @@ def transport(server) -> SmtpTransport:
 
 def deliver(store, server, at: dt.datetime, **kwargs):
     return deliver_pending(store, transport(server), at, POLICY, random.Random(7), **kwargs)
+
+
+class Folder:
+    """An IMAP mailbox's Sent folder (outbox.queue.SentFolder) whose appends the test scripts:
+    `append(raw)` for one copy, `append_all(raws)` for MULTIAPPEND when the server offers it."""
+
+    keeps_sent_copies = True
+
+    def __init__(self, append, append_all=None):
+        self.append_sent = append
+        if append_all is not None:
+            self.append_sent_all = append_all
 
 
 def test_421_twice_then_accepted_is_one_delivery_after_backing_off(store, smtp_server):
@@ -217,7 +231,7 @@ def test_a_failing_sent_copy_never_costs_the_delivery(store, smtp_server, caplog
         copies.append(raw)
         raise OSError("IMAP connection reset")
 
-    assert deliver(store, smtp_server, T0, on_sent=broken_copy).sent == 1
+    assert deliver(store, smtp_server, T0, sent=Folder(broken_copy)).sent == 1
     assert copies and b"<reply-1@163.com>" in copies[0]
     assert store.outbox.with_status("sent")
     assert "no copy kept" in caplog.text
@@ -234,13 +248,13 @@ def test_a_failed_copy_is_tried_again_on_the_next_pass_and_kept_once(store, smtp
         kept.append(raw)
         return True
 
-    assert deliver(store, smtp_server, T0, on_sent=copy).sent == 2
+    assert deliver(store, smtp_server, T0, sent=Folder(copy)).sent == 2
     assert kept == [] and "tried again on the next pass" in caplog.text
     assert all(r["copy"] == "due" for r in store.outbox.with_status("sent"))
     broken[0] = False
-    assert deliver(store, smtp_server, T0 + dt.timedelta(minutes=1), on_sent=copy).sent == 0
+    assert deliver(store, smtp_server, T0 + dt.timedelta(minutes=1), sent=Folder(copy)).sent == 0
     assert sorted(b"<reply-1@163.com>" in raw for raw in kept) == [False, True]
-    assert deliver(store, smtp_server, T0 + dt.timedelta(minutes=2), on_sent=copy).sent == 0
+    assert deliver(store, smtp_server, T0 + dt.timedelta(minutes=2), sent=Folder(copy)).sent == 0
     assert len(kept) == 2 and len(smtp_server.messages) == 2   # each once, nothing sent twice
 
 
@@ -248,16 +262,16 @@ def test_what_leaves_without_a_mailbox_session_is_copied_on_the_next_pass(store,
     """`intake digest` sends the due replies with the digest but has no IMAP session: the copies
     are recorded as due and the next pass keeps them."""
     queue(store, 1)
-    assert deliver(store, smtp_server, T0).sent == 1     # no on_sent: the digest command
+    assert deliver(store, smtp_server, T0).sent == 1     # no Sent folder: the digest command
     kept = []
-    deliver(store, smtp_server, T0 + dt.timedelta(minutes=5), on_sent=lambda raw: kept.append(raw) or True)
+    deliver(store, smtp_server, T0 + dt.timedelta(minutes=5), sent=Folder(lambda raw: kept.append(raw) or True))
     assert len(kept) == 1 and b"<reply-1@163.com>" in kept[0]
     [sent] = store.outbox.with_status("sent")
     assert sent["copy"] == "kept"
 
 
 def test_copies_kept_together_are_all_or_none_and_each_kept_once(store, smtp_server, caplog):
-    """With MULTIAPPEND (on_sent_all) the copies go in one command: a failed one leaves every
+    """With MULTIAPPEND (append_sent_all) the copies go in one command: a failed one leaves every
     copy due, the next pass keeps each of them once, and none goes one by one."""
     queue(store, 1, 2, 3)
     kept, batches, broken = [], [], [True]
@@ -272,12 +286,12 @@ def test_copies_kept_together_are_all_or_none_and_each_kept_once(store, smtp_ser
     def one_by_one(raw: bytes) -> bool:
         raise AssertionError("a copy went one by one beside MULTIAPPEND")
 
-    assert deliver(store, smtp_server, T0, on_sent=one_by_one, on_sent_all=copy_all).sent == 3
+    assert deliver(store, smtp_server, T0, sent=Folder(one_by_one, copy_all)).sent == 3
     assert batches == [3] and kept == [] and "tried again on the next pass" in caplog.text
     assert [r["copy"] for r in store.outbox.with_status("sent")] == ["due"] * 3
     broken[0] = False
-    deliver(store, smtp_server, T0 + dt.timedelta(minutes=1), on_sent=one_by_one, on_sent_all=copy_all)
-    deliver(store, smtp_server, T0 + dt.timedelta(minutes=2), on_sent=one_by_one, on_sent_all=copy_all)
+    deliver(store, smtp_server, T0 + dt.timedelta(minutes=1), sent=Folder(one_by_one, copy_all))
+    deliver(store, smtp_server, T0 + dt.timedelta(minutes=2), sent=Folder(one_by_one, copy_all))
     assert batches == [3, 3] and len(kept) == 3
     assert sorted(sum(f"<reply-{n}@163.com>".encode() in raw for raw in kept) for n in (1, 2, 3)) == [1, 1, 1]
     assert all(r["copy"] == "kept" for r in store.outbox.with_status("sent"))
@@ -286,8 +300,8 @@ def test_copies_kept_together_are_all_or_none_and_each_kept_once(store, smtp_ser
 def test_without_multiappend_the_copies_go_one_by_one(store, smtp_server):
     queue(store, 1, 2)
     kept = []
-    deliver(store, smtp_server, T0, on_sent=lambda raw: kept.append(raw) or True,
-            on_sent_all=lambda raws: None)   # the server offers no MULTIAPPEND (163)
+    deliver(store, smtp_server, T0, sent=Folder(lambda raw: kept.append(raw) or True,
+                                                lambda raws: None))   # no MULTIAPPEND (163)
     assert len(kept) == 2 and all(r["copy"] == "kept" for r in store.outbox.with_status("sent"))
 
 
@@ -303,7 +317,7 @@ def test_copies_a_mailbox_does_not_keep_are_recorded_in_one_commit(store, smtp_s
         fsyncs.append("copying")
         return b"<reply-3@163.com>" in raw
 
-    deliver(store, smtp_server, T0, on_sent=copy)
+    deliver(store, smtp_server, T0, sent=Folder(copy))
     recorded = {r["reply_id"]: r["copy"] for r in store.outbox.with_status("sent")}
     assert sorted(recorded.values()) == ["kept", "none", "none", "none"]
     copying = fsyncs[fsyncs.index("copying"):]
@@ -323,3 +337,20 @@ def test_a_pass_over_a_maildir_records_the_copies_due_without_reading_a_body(sto
     poll.run_pass(settings, store, lambda: later)
     recorded = [(r["copy"], r.get("copied_at")) for r in store.outbox.with_status("sent")]
     assert recorded == [("none", later.isoformat())] * 3
+
+
+def test_the_digest_over_a_maildir_records_the_copies_due_without_reading_a_body(store, smtp_server,
+                                                                                  tmp_path):
+    """The worker's digest (and reminders) go out through the same Maildir session: the copies
+    due, the digest's own among them, are recorded as "none" without reading a reply's body."""
+    queue(store, 1, 2, 3)
+    assert deliver(store, smtp_server, T0).sent == 3      # no mailbox session: the copies wait
+    for sent in store.outbox.with_status("sent"):
+        store.outbox.files.path_of(sent["raw_sha256"]).unlink()
+    settings = load_settings(write_config(tmp_path))     # Maildir in and out
+    later = T0 + dt.timedelta(minutes=5)
+    with source_for(settings.mailbox) as maildir:
+        outcome = send_digest(settings, store, dt.date(2022, 7, 20), later, sent=maildir)
+    assert outcome.queued and outcome.status == "sent"
+    recorded = [(r["copy"], r.get("copied_at")) for r in store.outbox.with_status("sent")]
+    assert recorded == [("none", later.isoformat())] * 4
