@@ -6,7 +6,8 @@ The process is kept warm: forked from the worker the first time a document is re
 before, by `warm` (a pass calls it before it logs in), then fed one document at a time over a
 pipe. As it starts it imports the document readers (WARM_MODULES: python-docx, pdfplumber,
 openpyxl, ~0.4 s), which the worker itself never imports; until it says it is ready, no call's
-time has started. Forking a child per document cost 7 ms on an idle machine and 20–45 ms on a
+time has started, and if it never says so (START_SECONDS, or it dies importing) no document is
+blamed: the call waited for ends in SandboxUnavailable. Forking a child per document cost 7 ms on an idle machine and 20–45 ms on a
 loaded one, more than reading the document. Each document gets the same limits a fresh child
 had: before every call the process's soft limits are set to what it uses now plus the call's
 allowance — address space `memory` above what it has mapped, `cpu` seconds above the CPU time
@@ -70,6 +71,12 @@ START_SECONDS = 120         # for a new process to import WARM_MODULES (seconds 
 WARM_MODULES = ("parsers.readers",)
 QUEUED_BYTES = 96 << 10     # handed over ahead behind the document being read: half the pipe's
                             # buffer (212,992 bytes on Linux), so a send never blocks
+
+
+class SandboxUnavailable(Exception):
+    """The sandbox process did not start: it had not imported the readers after START_SECONDS,
+    or died doing so. The machine's trouble, not the document's: the email fails as a whole
+    (pipeline/failures.py: kept, retried later), and no county is told its file is at fault."""
 
 
 def run_limited(func, *args, memory: int = MEMORY_BYTES, cpu: int = CPU_SECONDS,
@@ -272,9 +279,13 @@ class _Process:
             head = self.pending[0]
             if not self.ready:   # still importing: no call's time has started
                 if not self.conn.poll(START_SECONDS):
-                    self._fail(TOO_SLOW)
+                    self._fail_start(call, f"did not start within {START_SECONDS} s")
                     return
-            elif head is call:
+                if not self._took_start():
+                    self._fail_start(call, "died while starting")
+                    return
+                continue
+            if head is call:
                 if not self.conn.poll(max(0.0, self._deadline(call) - time.monotonic())):
                     self._fail(TOO_SLOW)
                     return
@@ -304,14 +315,31 @@ class _Process:
         started = max(call.sent, self.finished)   # the call before it ended then
         return min(started, max(call.asked, self.ready_at)) + call.wall
 
+    def _took_start(self) -> bool:
+        """Its first message taken in (it has imported the readers); False if it died first."""
+        try:
+            self._took_ready(self.conn.recv())
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def _fail_start(self, call: Call, what: str) -> None:
+        """It did not start: no document's fault, so none is told it is damaged or too slow.
+        The call waited for ends in SandboxUnavailable (its email fails and is retried later);
+        the others are sent again when their results are asked for."""
+        self.pending.remove(call)
+        call.settle(False, SandboxUnavailable(f"the document reader (sandbox process) {what}"))
+        _retire(self)
+
     def _receive(self) -> None:
+        if not self.ready:   # it has started: the first call's time counts from now
+            if not self._took_start():
+                _retire(self)   # died starting: the calls are sent again, to a fresh process
+            return
         try:
             message = self.conn.recv()
         except (EOFError, OSError):
             self._fail()
-            return
-        if not self.ready:   # it has started: the first call's time counts from now
-            self._took_ready(message)
             return
         ok, value, keep, finished = message
         call = self.pending.popleft()

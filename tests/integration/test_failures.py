@@ -204,6 +204,32 @@ def test_a_kill_while_the_document_reader_starts_counts_against_no_message(maild
     assert (report.read, report.recorded, report.failed) == (3, 3, 0)
 
 
+def test_a_document_reader_that_never_starts_blames_no_file_and_the_emails_are_retried(maildir, monkeypatch):
+    # The sandbox did not import its readers in time (a machine swapping): no county may be told
+    # its form is damaged or too slow. Each email fails as a whole, is kept, and is read once the
+    # reader starts again.
+    config, settings, store = maildir
+    sandbox.shutdown()
+    monkeypatch.setattr(sandbox, "WARM_MODULES", ("tests.unit.slow_import", *sandbox.WARM_MODULES))
+    monkeypatch.setattr(sandbox, "START_SECONDS", 0.3)
+    monkeypatch.setattr(poll, "READY_SECONDS", 0.1)
+    clock = Clock(T0)
+    try:
+        report = poll.run_pass(settings, store, clock)
+    finally:
+        sandbox.shutdown()
+    assert (report.read, report.recorded, report.failed) == (3, 0, 3)
+    assert maildir_replies(config.parent / "sent") == []
+    assert [f["status"] for f in store.failures.all()] == ["retrying"] * 3
+    assert all("did not start within 0.3 s" in f["error"] for f in store.failures.all())
+    monkeypatch.setattr(sandbox, "WARM_MODULES", sandbox.WARM_MODULES[1:])
+    clock.advance(minutes=6)
+    report = poll.run_pass(settings, store, clock)
+    assert (report.recorded, report.failed) == (3, 0) and store.failures.all() == []
+    replies = maildir_replies(config.parent / "sent")
+    assert len(replies) == 3 and {str(r["X-Intake-Status"]) for r in replies} == {"accepted"}
+
+
 def test_a_message_that_crashes_three_times_is_set_aside(maildir):
     config, settings, store = maildir
     key = new_files(settings)[1]

@@ -162,3 +162,13 @@ def test_a_successor_started_ahead_ends_with_the_sandbox(monkeypatch):
     processes = [sandbox._current.child, sandbox._spare.child]
     sandbox.shutdown()
     assert not any(p.is_alive() for p in processes)
+
+
+def test_a_process_that_dies_starting_blames_no_document(monkeypatch):
+    # Killed while importing the readers: the machine's trouble. The county must not hear that
+    # its form is damaged; the email fails as a whole and is retried (tests/integration/test_failures.py).
+    monkeypatch.setattr(sandbox, "WARM_MODULES", ("tests.unit.dying_import",))
+    with pytest.raises(sandbox.SandboxUnavailable, match="died while starting"):
+        honest_form_read()
+    monkeypatch.setattr(sandbox, "WARM_MODULES", ())
+    assert honest_form_read()   # the next call starts a process that serves
