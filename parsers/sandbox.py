@@ -7,8 +7,8 @@ before, by `warm` (a pass calls it before it logs in), then fed one document at 
 pipe. As it starts it imports the document readers (WARM_MODULES: python-docx, pdfplumber,
 openpyxl, ~0.4 s), which the worker itself never imports; until it says it is ready, no call's
 time has started, and if it never says so (START_SECONDS, or it dies importing) no document is
-blamed: the call waited for ends in SandboxUnavailable. Forking a child per document cost 7 ms on an idle machine and 20–45 ms on a
-loaded one, more than reading the document. Each document gets the same limits a fresh child
+blamed: the call waited for ends in SandboxUnavailable. Forking a child per document cost 7 ms
+on an idle machine and 20–45 ms on a loaded one, more than reading the document. Each document gets the same limits a fresh child
 had: before every call the process's soft limits are set to what it uses now plus the call's
 allowance — address space `memory` above what it has mapped, `cpu` seconds above the CPU time
 it has used — and the caller stops waiting after `wall` seconds and kills it. It is replaced
