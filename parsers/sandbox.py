@@ -137,11 +137,10 @@ def share_loaded() -> None:
 def shutdown() -> None:
     """Stop the sandbox process (and a successor started ahead), if this process started them;
     the next call starts another."""
-    global _spare
     _stop_current()
-    if _spare is not None and _spare.owner == os.getpid():
-        _spare.stop()
-    _spare = None
+    spare = _take_spare()
+    if spare is not None:
+        spare.stop()
 
 
 def _stop_current() -> None:
@@ -210,21 +209,23 @@ def _ready_process(busy_ok: bool) -> _Process | None:
 
 def _successor() -> _Process:
     """The process started ahead (`_start_spare`) if it can serve, else a new one."""
+    return _take_spare() or _Process()
+
+
+def _start_spare() -> None:
+    global _spare
+    _spare = _take_spare() or _Process()
+
+
+def _take_spare() -> _Process | None:
+    """The process started ahead, taken, if it can serve; one that cannot is killed."""
     global _spare
     spare, _spare = _spare, None
     if spare is not None and spare.usable():
         return spare
     if spare is not None and spare.owner == os.getpid():
         spare.kill()
-    return _Process()
-
-
-def _start_spare() -> None:
-    global _spare
-    if _spare is None or not _spare.usable():
-        if _spare is not None and _spare.owner == os.getpid():
-            _spare.kill()
-        _spare = _Process()
+    return None
 
 
 def _retire(process: _Process) -> None:
